@@ -1,0 +1,22 @@
+# make index PHOTOS=~/Pictures   set up (first time) and index a folder of photos
+# make test                      set up (first time) and run lint + tests
+PHOTOS ?= ./photos
+STAMP := .venv/.setup-done
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+.PHONY: setup index test lint
+setup: $(STAMP)
+
+index: $(STAMP)
+	.venv/bin/indexer build $(PHOTOS)
+	.venv/bin/indexer status
+
+lint: $(STAMP)
+	.venv/bin/ruff check .
+
+test: $(STAMP)
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q

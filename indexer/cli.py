@@ -1,0 +1,153 @@
+"""The `indexer` command: a thin layer over the library. Heavy imports wait until a command runs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from .errors import IndexerError
+
+INDEX_HELP = "Index folder (default: $INDEXER_HOME, else a per-user data folder)."
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one line to stderr and exit with `code`."""
+    click.echo(f"indexer: {message}", err=True)
+    sys.exit(code)
+
+
+def one_line_errors(command):
+    """Turn the library's exceptions into a one-line message and a non-zero exit status."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (IndexerError, ValueError) as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            fail("interrupted; work committed so far is kept", 130)
+
+    return wrapper
+
+
+def settings_from(**flags):
+    """Settings from defaults, INDEXER_* variables and the flags that were given."""
+    from .config import load_settings
+
+    return load_settings(flags)
+
+
+def quiet_model_logs() -> None:
+    """ModelScope and transformers log at INFO by default; a CLI user wants only problems."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in ("modelscope", "transformers", "open_clip", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="photo-indexer")
+def main() -> None:
+    """Index a folder of photos (OFA captions + CLIP vectors) and search it in plain language.
+
+    \b
+    Example:
+        indexer build ~/Pictures
+        indexer status
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
+@click.option("--caption-model", help="ModelScope OFA caption model id or local folder "
+              "[$INDEXER_CAPTION_MODEL].")  # fmt: skip
+@click.option("--clip-model", help="open_clip spec: hf-hub:ORG/REPO, local-dir:/path, a folder, "
+              "or ARCH@PRETRAINED [$INDEXER_CLIP_MODEL].")  # fmt: skip
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the models run [$INDEXER_DEVICE; default auto].")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Images per model batch [$INDEXER_BATCH_SIZE; default 8].")  # fmt: skip
+@click.option("--rebuild", is_flag=True,
+              help="Re-index everything when the index has another CLIP model.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+@one_line_errors
+def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, as_json):
+    """Index the photos under PATHS: new and changed files are captioned and embedded,
+    moved files keep their data, deleted files leave the index.
+
+    \b
+    Example:
+        indexer build ~/Pictures /mnt/photos --batch-size 16
+    """
+    from .build import build_index, models_from_settings
+    from .progress import progress_bar
+
+    settings = settings_from(
+        index_dir=index_dir, caption_model=caption_model, clip_model=clip_model,
+        device=device, batch_size=batch_size,
+    )  # fmt: skip
+    quiet_model_logs()
+    with progress_bar(enabled=sys.stderr.isatty() and not as_json) as on_progress:
+        report = build_index(
+            paths, settings.index_dir, models_from_settings(settings),
+            batch_size=settings.batch_size, rebuild=rebuild, on_progress=on_progress,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for notice in report.notices:
+        click.echo(f"note: {notice}", err=True)
+    click.echo(
+        f"new {report.new}, updated {report.updated}, moved {report.moved}, "
+        f"removed {report.removed}, unchanged {report.unchanged}, failed {report.failed}"
+    )
+    for path, reason in report.failures[:5]:
+        click.echo(f"  failed: {path}: {reason}")
+    if len(report.failures) > 5:
+        click.echo(f"  ... and {len(report.failures) - 5} more (see `indexer status`)")
+
+
+@main.command()
+@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@one_line_errors
+def status(index_dir, as_json):
+    """Show what is in the index: where it is, counts, models and failed files.
+
+    \b
+    Example:
+        indexer status --json
+    """
+    from .status import index_status
+
+    report = index_status(settings_from(index_dir=index_dir).index_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    models = report["models"]
+    lines = [
+        f"index:    {report['index']}" + ("" if report["exists"] else " (not built yet)"),
+        f"indexed:  {report['indexed']}",
+        f"vectors:  {report['vectors']}",
+        f"failed:   {report['failed']}",
+        f"captions: {models['caption_model'] or '-'}",
+        f"clip:     {models['clip_model'] or '-'} ({models['vector_dim'] or '?'} dimensions)",
+    ]
+    if report["notice"]:
+        lines.append(f"note:     {report['notice']}")
+    lines += [f"  failed: {row['path']}: {row['reason']}" for row in report["failures"][:10]]
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

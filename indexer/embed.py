@@ -1,0 +1,114 @@
+"""Embedding: an interface, and CLIP through open_clip.
+
+Vectors are float32 and L2-normalised, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from .errors import ModelUnavailable
+from .hub import CLIP_LOCAL_PREFIX, looks_like_path, offline, resolve_device
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that maps pictures and texts into one vector space."""
+
+    name: str
+    dim: int
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised."""
+        ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised."""
+        ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def open_clip_name(spec: str) -> tuple[str, str | None]:
+    """(model name, pretrained tag) for open_clip from a spec.
+
+    Specs: `hf-hub:org/repo`, `local-dir:/path`, a folder path, or `ARCH` / `ARCH@PRETRAINED`
+    (e.g. `ViT-B-32@laion2b_s34b_b79k`).
+    """
+    if spec.startswith(("hf-hub:", CLIP_LOCAL_PREFIX)):
+        return spec, None
+    if looks_like_path(spec):
+        return CLIP_LOCAL_PREFIX + os.path.abspath(os.path.expanduser(spec)), None
+    name, _, pretrained = spec.partition("@")
+    return name, pretrained or None
+
+
+def _check_local_dir(model_name: str) -> None:
+    if model_name.startswith(CLIP_LOCAL_PREFIX):
+        folder = model_name[len(CLIP_LOCAL_PREFIX) :]
+        if not os.path.isfile(os.path.join(folder, "open_clip_config.json")):
+            raise ModelUnavailable(
+                f"CLIP model folder {folder} has no open_clip_config.json; pass --clip-model "
+                "with an open_clip model folder (open_clip_config.json + weights)"
+            )
+
+
+class ClipEmbedder:
+    """open_clip model loaded with `create_model_and_transforms` from any open_clip spec."""
+
+    def __init__(self, spec: str, device: str = "auto") -> None:
+        self.name = spec
+        model_name, pretrained = open_clip_name(spec)
+        _check_local_dir(model_name)
+        self.device = resolve_device(device)
+        try:
+            import open_clip
+            import torch
+
+            if offline():
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained, device=self.device
+            )
+            self.tokenizer = open_clip.get_tokenizer(model_name)
+        except Exception as error:  # noqa: BLE001  (hub, config and weight errors alike)
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            raise ModelUnavailable(
+                f"CLIP model {spec!r} could not be loaded ({reason}); download it once with "
+                "network access (cached under HF_HOME), or pass --clip-model local-dir:/path "
+                "to an open_clip model folder"
+            ) from None
+        self._torch = torch
+        self.model = model.eval()
+        self.preprocess = preprocess
+        with torch.inference_mode():
+            probe = self.model.encode_text(self.tokenizer(["a photo"]).to(self.device))
+        self.dim = int(probe.shape[-1])
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed RGB images."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = self._torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        with self._torch.inference_mode():
+            features = self.model.encode_image(batch)
+        return normalise(features.float().cpu().numpy())
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts (queries, labels)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with self._torch.inference_mode():
+            features = self.model.encode_text(tokens)
+        return normalise(features.float().cpu().numpy())

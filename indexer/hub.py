@@ -1,0 +1,78 @@
+"""Finding model files: local folders first, then the hubs' caches, then the hubs.
+
+Every model spec may be a local folder. A hub id is looked up in the local cache before
+any network access, and a failure says which model, where it looked and how to fix it.
+Set INDEXER_OFFLINE=1 (or HF_HUB_OFFLINE=1 / MODELSCOPE_OFFLINE=1) to never try the network.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ModelUnavailable
+
+CLIP_LOCAL_PREFIX = "local-dir:"
+
+
+def offline() -> bool:
+    """True when the user asked for no network access."""
+    return any(
+        os.environ.get(var, "").lower() in ("1", "true", "yes")
+        for var in ("INDEXER_OFFLINE", "HF_HUB_OFFLINE", "MODELSCOPE_OFFLINE")
+    )
+
+
+def looks_like_path(spec: str) -> bool:
+    """True for specs written as file-system paths rather than hub ids."""
+    return spec.startswith(("/", "./", "../", "~")) or os.path.isdir(os.path.expanduser(spec))
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes 'cuda' when a GPU is usable, else 'cpu'."""
+    if device != "auto":
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ModelUnavailable("device cuda was asked for but no CUDA GPU is usable here")
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def modelscope_model_dir(spec: str, role: str, flag: str) -> str:
+    """A local folder holding the ModelScope model `spec` (a folder, or a hub id to fetch).
+
+    `role` names the model in messages ("caption model"), `flag` the option that sets it.
+    """
+    if looks_like_path(spec):
+        folder = os.path.abspath(os.path.expanduser(spec))
+        if not os.path.isfile(os.path.join(folder, "configuration.json")):
+            raise ModelUnavailable(
+                f"{role} folder {folder} has no configuration.json; pass {flag} with a "
+                "ModelScope model folder"
+            )
+        return folder
+    from modelscope.hub.snapshot_download import snapshot_download
+
+    cache = os.environ.get("MODELSCOPE_CACHE", os.path.expanduser("~/.cache/modelscope"))
+    try:
+        return snapshot_download(spec, local_files_only=True)
+    except Exception:  # noqa: BLE001  (any cache miss: fall through to the download)
+        pass
+    how = (
+        f"download it once with network access, point MODELSCOPE_CACHE at a cache that "
+        f"has it, or pass {flag} /path/to/model-folder"
+    )
+    if offline():
+        raise ModelUnavailable(f"{role} {spec!r} is not in the ModelScope cache {cache} and "
+                               f"offline mode is on; {how}")  # fmt: skip
+    try:
+        return snapshot_download(spec)
+    except Exception as error:  # noqa: BLE001  (network, auth, missing repo: all one answer)
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise ModelUnavailable(
+            f"{role} {spec!r} is not in the ModelScope cache {cache} and could not be "
+            f"downloaded ({reason}); {how}"
+        ) from None

@@ -1,0 +1,152 @@
+"""The FAISS index of an index folder, derived from the vectors stored in SQLite.
+
+The file `vectors.faiss` starts with a one-line header naming the vectors version (a
+counter the store bumps with every commit that changes vectors) and the vector count,
+followed by the serialised FAISS index. It is written to a temporary file, flushed and
+renamed into place, so it is either the old file or the new one. When it is missing,
+damaged or older than the rows, it is rebuilt from the stored vectors: the database is
+the truth and this file is only a fast copy of it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .store import IndexStore
+
+FAISS_NAME = "vectors.faiss"
+_MAGIC = b"photo-indexer-faiss v1"
+
+
+@dataclass
+class VectorIndex:
+    """A FAISS inner-product index whose ids are image row ids; `notice` says if it was rebuilt."""
+
+    index: object
+    dim: int
+    notice: str | None = None
+    _dirty: bool = field(default=False, repr=False)
+
+    @property
+    def count(self) -> int:
+        """Number of vectors."""
+        return int(self.index.ntotal)
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors, replacing any already stored under the same ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        self.remove(ids)
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self._dirty = True
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Remove the vectors of these ids (absent ids are ignored)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and self.count:
+            self.index.remove_ids(ids)
+            self._dirty = True
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k nearest vectors to each query row; id -1 pads short results."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        return self.index.search(queries, min(k, max(self.count, 1)))
+
+    def ids(self) -> np.ndarray:
+        """All ids in the index."""
+        import faiss
+
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+
+def empty_index(dim: int) -> VectorIndex:
+    """A new, empty exact inner-product index for L2-normalised vectors of size `dim`."""
+    import faiss
+
+    return VectorIndex(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), dim)
+
+
+def rebuild_from_store(store: IndexStore, dim: int) -> VectorIndex:
+    """A fresh index holding every vector stored in the database."""
+    vectors = empty_index(dim)
+    for ids, batch in store.iter_vectors():
+        vectors.index.add_with_ids(np.ascontiguousarray(batch, dtype=np.float32), ids)
+    return vectors
+
+
+def load_vector_index(store: IndexStore) -> VectorIndex | None:
+    """The index folder's FAISS index, rebuilt from the database if the file is not current.
+
+    Returns None when the index has no vectors yet. A rebuilt index says why in `notice`.
+    """
+    dim = store.models()["vector_dim"]
+    if not dim:
+        return None
+    path = store.index_dir / FAISS_NAME
+    expected_version, expected_count = store.vectors_version(), store.count_images()
+    problem = None
+    try:
+        version, count, index = _read(path)
+        if index.d != dim:
+            problem = f"has vectors of size {index.d}, not {dim}"
+        elif (version, count, index.ntotal) != (expected_version, expected_count, expected_count):
+            problem = "is out of date"
+        else:
+            return VectorIndex(index, dim)
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, RuntimeError, ValueError) as error:
+        problem = f"is damaged ({str(error).splitlines()[0] if str(error) else 'unreadable'})"
+    rebuilt = rebuild_from_store(store, dim)
+    rebuilt.notice = f"{path} {problem}; rebuilt it from the {rebuilt.count} stored vectors"
+    rebuilt._dirty = True
+    return rebuilt
+
+
+def _read(path: Path):
+    import faiss
+
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        payload = handle.read()
+    parts = header.split()
+    if len(parts) != 4 or b" ".join(parts[:2]) != _MAGIC:
+        raise ValueError("not a photo-indexer FAISS file")
+    version, count = int(parts[2]), int(parts[3])
+    index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+    return version, count, index
+
+
+def save_vector_index(store: IndexStore, vectors: VectorIndex) -> bool:
+    """Write the index atomically, stamped with the store's current vectors version.
+
+    Returns False (and writes nothing) when nothing changed since it was loaded.
+    """
+    import faiss
+
+    if not vectors._dirty:
+        return False
+    path = store.index_dir / FAISS_NAME
+    header = b"%s %d %d\n" % (_MAGIC, store.vectors_version(), vectors.count)
+    payload = faiss.serialize_index(vectors.index)
+    temporary = path.with_name(f".{FAISS_NAME}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(header)
+        handle.write(payload.tobytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_folder(path.parent)
+    vectors._dirty = False
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,44 @@
+"""Fake models with the real interfaces: deterministic, instant, and counting their calls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexer.build import ModelSet
+
+
+class FakeCaptioner:
+    name = "fake-captioner"
+
+    def __init__(self) -> None:
+        self.images_seen = 0
+
+    def caption(self, images):
+        self.images_seen += len(images)
+        return [f"a picture of {image.size[0]}x{image.size[1]} pixels" for image in images]
+
+
+class FakeEmbedder:
+    """Vectors from a 4x4 thumbnail: similar pictures get similar vectors."""
+
+    def __init__(self, name: str = "fake-clip", dim: int = 48) -> None:
+        self.name, self.dim = name, dim
+        self.images_seen = 0
+
+    def embed_images(self, images):
+        self.images_seen += len(images)
+        rows = [np.asarray(image.resize((4, 4))).astype(np.float32).ravel() + 1.0
+                for image in images]  # fmt: skip
+        vectors = np.stack(rows)[:, : self.dim]
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def embed_texts(self, texts):
+        rng = np.random.default_rng(len(texts))
+        vectors = rng.random((len(texts), self.dim), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def fake_models(clip_name: str = "fake-clip", dim: int = 48) -> ModelSet:
+    captioner, embedder = FakeCaptioner(), FakeEmbedder(clip_name, dim)
+    return ModelSet("fake-captioner", clip_name, lambda: captioner, lambda: embedder,
+                    captioner, embedder)  # fmt: skip

@@ -1,0 +1,85 @@
+import os
+
+import numpy as np
+import pytest
+
+from indexer.errors import IndexCorrupt, IndexerError, IndexLocked
+from indexer.store import ImageRecord, IndexStore, WriterLock, db_path_of, fs_path_of
+from indexer.vector_index import FAISS_NAME, load_vector_index, save_vector_index
+
+
+def record(path, seed, dim=8):
+    vector = np.random.default_rng(seed).random(dim, dtype=np.float32)
+    return ImageRecord(path, 10, 20, f"hash{seed}", 4, 3, f"caption {seed}",
+                       vector / np.linalg.norm(vector))  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = IndexStore.open(tmp_path / "index", create=True)
+    store.record_models("cap", "clip", 8)
+    yield store
+    store.close()
+
+
+def test_save_and_read_back(store):
+    ids = store.save_images([record("/p/a.jpg", 1), record("/p/b.jpg", 2)], "cap", "clip")
+    assert store.count_images() == 2
+    row = store.image(ids[0])
+    assert (row["path"], row["caption"], row["width"]) == ("/p/a.jpg", "caption 1", 4)
+    assert set(store.known_files()) == {"/p/a.jpg", "/p/b.jpg"}
+    # saving the same path again replaces the row and keeps its id
+    assert store.save_images([record("/p/a.jpg", 3)], "cap", "clip") == [ids[0]]
+    assert store.count_images() == 2
+
+
+def test_non_utf8_paths_round_trip(store):
+    path = os.fsdecode(b"/p/caf\xe9.jpg")
+    text, raw = db_path_of(path)
+    assert raw == b"/p/caf\xe9.jpg" and "\\xe9" in text
+    (image_id,) = store.save_images([record(path, 1)], "cap", "clip")
+    assert fs_path_of(store.image(image_id)) == path
+    assert path in store.known_files()
+
+
+def test_failures_are_recorded_once_per_path(store):
+    store.record_failures([("/p/x.jpg", 1, 2, "bad")])
+    store.record_failures([("/p/x.jpg", 1, 3, "still bad")])
+    assert store.known_failures() == {"/p/x.jpg": (1, 3)}
+    assert [row["reason"] for row in store.failures()] == ["still bad"]
+
+
+def test_missing_index_and_damaged_database(tmp_path):
+    with pytest.raises(IndexerError, match="no index"):
+        IndexStore.open(tmp_path / "none")
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "index.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(IndexCorrupt, match="damaged"):
+        IndexStore.open(folder)
+
+
+def test_vector_file_is_rebuilt_when_missing_damaged_or_stale(store):
+    store.save_images([record("/p/a.jpg", 1), record("/p/b.jpg", 2)], "cap", "clip")
+    vectors = load_vector_index(store)
+    assert vectors.count == 2 and "missing" in vectors.notice
+    assert save_vector_index(store, vectors)
+    assert load_vector_index(store).notice is None
+
+    store.save_images([record("/p/c.jpg", 3)], "cap", "clip")  # rows changed, file did not
+    stale = load_vector_index(store)
+    assert stale.count == 3 and "out of date" in stale.notice
+    save_vector_index(store, stale)
+
+    path = store.index_dir / FAISS_NAME
+    path.write_bytes(path.read_bytes()[:100])
+    damaged = load_vector_index(store)
+    assert damaged.count == 3 and "damaged" in damaged.notice
+
+
+def test_writer_lock_is_exclusive_and_released(tmp_path):
+    first, second = WriterLock(tmp_path), WriterLock(tmp_path)
+    with first.held(), pytest.raises(IndexLocked, match="being built"):
+        second.acquire()
+    with second.held():
+        pass
