@@ -159,6 +159,9 @@ class _Builder:
             self.report.notices.append(self.vectors.notice)
         plan = make_plan(walk, self.store)
         self.report.unchanged = plan.unchanged
+        if plan.work:  # a model that cannot load stops the run before anything is written
+            self.models.captioner()
+            self._embedder_checked()
         self._record_failures([(p.path, -1, -1, p.reason) for p in plan.problems], plan)
         total, done = len(plan.work), 0
         self.on_progress(Progress(0, total))

@@ -130,6 +130,11 @@ class IndexStore:
             )  # fmt: skip
             self.db["images"].create_index(["path"], unique=True, if_not_exists=True)
             self.db["images"].create_index(["hash"], if_not_exists=True)
+            if "images_fts" not in self.db.table_names():
+                # captions searchable by words; triggers keep it in step with the rows
+                self.db["images"].enable_fts(
+                    ["caption"], fts_version="FTS5", create_triggers=True, tokenize="porter"
+                )
             self.db["failures"].create(
                 {"path": str, "fs_path": bytes, "size": int, "mtime_ns": int, "reason": str,
                  "failed_at": str},
