@@ -160,8 +160,8 @@ class _Builder:
         plan = make_plan(walk, self.store)
         self.report.unchanged = plan.unchanged
         if plan.work:  # a model that cannot load stops the run before anything is written
-            self.models.captioner()
             self._embedder_checked()
+            self.models.captioner()
         self._record_failures([(p.path, -1, -1, p.reason) for p in plan.problems], plan)
         total, done = len(plan.work), 0
         self.on_progress(Progress(0, total))
@@ -197,8 +197,6 @@ class _Builder:
                 f"index {self.store.index_dir} holds vectors of size {recorded} but "
                 f"{self.models.clip_name!r} makes size {embedder.dim}; pass --rebuild"
             )
-        if not recorded:
-            self.store.record_models(self.models.caption_name, self.models.clip_name, embedder.dim)
         return embedder
 
     def _vector_index(self, dim: int) -> VectorIndex:
@@ -239,6 +237,12 @@ class _Builder:
             self._count_done(item.found.path, plan)
 
     def _save(self, records: list[ImageRecord]) -> None:
+        recorded = self.store.models()
+        if (recorded["vector_dim"], recorded["caption_model"]) != (  # the newest models name it
+            len(records[0].vector), self.models.caption_name
+        ):
+            dim = len(records[0].vector)
+            self.store.record_models(self.models.caption_name, self.models.clip_name, dim)
         ids = self.store.save_images(records, self.models.caption_name, self.models.clip_name)
         vectors = np.stack([record.vector for record in records])
         self._vector_index(vectors.shape[1]).upsert(np.asarray(ids), vectors)
@@ -289,6 +293,8 @@ class _Builder:
             if plan.is_new_failure(path, size, mtime_ns):
                 self.report.failed += 1
                 self.report.failures.append((path, reason))
+            else:  # a broken link or unreadable folder seen again, as it was
+                self.report.unchanged += 1
 
     def _remove_vanished(self, plan: BuildPlan) -> None:
         gone = plan.unclaimed_vanished()

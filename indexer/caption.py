@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 from PIL import Image
 
 from .errors import ModelUnavailable
-from .hub import modelscope_model_dir, resolve_device
+from .hub import contained_side_effects, modelscope_model_dir, resolve_device
 
 
 @runtime_checkable
@@ -43,10 +43,11 @@ class OfaCaptioner:
         folder = modelscope_model_dir(spec, "caption model", "--caption-model")
         device = resolve_device(device)
         try:
-            from modelscope.pipelines import pipeline
-            from modelscope.utils.constant import Tasks
+            with contained_side_effects():
+                from modelscope.pipelines import pipeline
+                from modelscope.utils.constant import Tasks
 
-            self._pipeline = pipeline(Tasks.image_captioning, model=folder, device=device)
+                self._pipeline = pipeline(Tasks.image_captioning, model=folder, device=device)
         except Exception as error:  # noqa: BLE001  (ModelScope raises many kinds)
             raise ModelUnavailable(
                 f"caption model {spec!r} could not be loaded from {folder}: "

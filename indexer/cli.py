@@ -48,7 +48,9 @@ def quiet_model_logs() -> None:
     import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    for name in ("modelscope", "transformers", "open_clip", "root"):
+    os.environ.setdefault("MODELSCOPE_LOG_LEVEL", str(logging.ERROR))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("modelscope", "transformers", "open_clip", "fairseq"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -15,12 +15,15 @@ import warnings
 from dataclasses import dataclass
 from functools import cache
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 # EXIF orientations 5-8 rotate by 90 degrees, swapping width and height.
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
 DEFAULT_MIN_SIDE = 480
+# Pillow's own default limit. Set again on every call because importing ModelScope's OFA
+# preprocessors turns both safety checks off process-wide.
+PIXEL_LIMIT = 89_478_485
 
 
 class DecodeError(Exception):
@@ -67,6 +70,8 @@ def decode_image(source: str | bytes, min_side: int = DEFAULT_MIN_SIDE) -> Decod
     where the original is that big. Raises DecodeError with a one-line reason.
     """
     register_extra_formats()
+    Image.MAX_IMAGE_PIXELS = PIXEL_LIMIT
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():

@@ -82,7 +82,8 @@ class ClipEmbedder:
             )
             self.tokenizer = open_clip.get_tokenizer(model_name)
         except Exception as error:  # noqa: BLE001  (hub, config and weight errors alike)
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            reason = reason.split(". ")[0][:200]
             raise ModelUnavailable(
                 f"CLIP model {spec!r} could not be loaded ({reason}); download it once with "
                 "network access (cached under HF_HOME), or pass --clip-model local-dir:/path "

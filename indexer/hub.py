@@ -7,7 +7,10 @@ Set INDEXER_OFFLINE=1 (or HF_HUB_OFFLINE=1 / MODELSCOPE_OFFLINE=1) to never try 
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .errors import ModelUnavailable
 
@@ -25,6 +28,26 @@ def offline() -> bool:
 def looks_like_path(spec: str) -> bool:
     """True for specs written as file-system paths rather than hub ids."""
     return spec.startswith(("/", "./", "../", "~")) or os.path.isdir(os.path.expanduser(spec))
+
+
+@contextmanager
+def contained_side_effects() -> Iterator[None]:
+    """Undo what importing ModelScope's OFA does to the whole process: fairseq configures the
+    root logger at DEBUG, and the OFA preprocessors switch off Pillow's bomb and truncation
+    checks. Wrap the first import of modelscope pipelines in this."""
+    from PIL import Image, ImageFile
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    limit, truncated = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = limit, truncated
 
 
 def resolve_device(device: str) -> str:

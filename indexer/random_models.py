@@ -1,0 +1,312 @@
+"""Real model architectures with random, seeded weights, saved in the hubs' own folder formats.
+
+Tests and benchmarks use these folders to run the real loading code and the real
+pipelines (open_clip ``local-dir:`` models, ModelScope OFA pipelines) with no download.
+The same ``(size, seed)`` always gives byte-identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_CLIP_CFGS = {
+    "tiny": {
+        "embed_dim": 32,
+        "vision_cfg": {
+            "image_size": 64,
+            "layers": 1,
+            "width": 32,
+            "head_width": 16,
+            "patch_size": 16,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    },
+    # open_clip's own ViT-B-32.json
+    "base": {
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 512,
+            "heads": 8,
+            "layers": 12,
+        },
+    },
+}
+
+# OFAConfig overrides; "base" = the distilled OFA-tiny (33M) used by the damo *_distilled_* models.
+_OFA_SIZES = {
+    "tiny": {
+        "d_model": 32,
+        "layers": 1,
+        "heads": 2,
+        "ffn": 64,
+        "resnet": "resnet18",
+        "image": 64,
+        "image_buckets": 16,
+    },
+    "base": {
+        "d_model": 256,
+        "layers": 4,
+        "heads": 4,
+        "ffn": 1024,
+        "resnet": "resnet50",
+        "image": 480,
+        "image_buckets": 42,
+    },
+}
+_BASE_VOCAB = 50265  # BART / GPT-2 byte-level BPE vocabulary size (with the 4 specials and <mask>)
+_OFA_ADDED = 8192 + 1000  # <code_i> and <bin_i> tokens ModelScope always adds at load time
+
+_TASKS = {
+    "caption": {
+        "task": "image-captioning",
+        "model": {"gen_type": "generation"},
+        "dataset": {"column_map": {"text": "caption"}},
+    },
+    "entailment": {
+        "task": "visual-entailment",
+        "model": {
+            "gen_type": "traverse",
+            "prompt_type": "prev_output",
+            "answer2label": "answer2label.json",
+            "prompt": ' does the image describe " {} "?',
+        },
+    },
+}
+_ANSWER2LABEL = {"no": 0, "yes": 1, "maybe": 2}  # OFA's SNLI-VE order; key order = score order
+
+# Words that get whole-word merges (as " word"), so prompts and queries tokenize into few tokens.
+_WORDS = """
+the a an of in on at with and is are there this that it to for by what does image describe
+photo picture view two three one some no yes maybe man woman person people child boy girl
+dog cat bird horse car bus train bike street road tree grass sky water beach sea snow house
+room table chair bed food plate pizza red blue green yellow white black orange brown circle
+square triangle sitting standing walking riding holding playing small large big next near
+front top
+"""
+_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable unicode map (the alphabet of byte-level BPE)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs), strict=True))
+
+
+def _bpe_vocab(size: int | None) -> tuple[dict[str, int], list[str]]:
+    """A deterministic byte-level BPE (vocab, merges) with BART's special ids.
+
+    ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, then the 256 byte symbols, then
+    whole-word merges for ``_WORDS``; with ``size`` set, letter n-gram merges fill the
+    vocabulary up to ``size`` entries; ``<mask>`` is always last.
+    """
+    vocab = {tok: i for i, tok in enumerate(_SPECIALS)}
+    for ch in _bytes_to_unicode().values():
+        vocab[ch] = len(vocab)
+    merges: list[str] = []
+    limit = (size or 10**9) - 1
+
+    def merge(left: str, right: str) -> None:
+        if left + right not in vocab and len(vocab) < limit:
+            merges.append(f"{left} {right}")
+            vocab[left + right] = len(vocab)
+
+    space = _bytes_to_unicode()[ord(" ")]
+    for word in _WORDS.split():
+        tok = space
+        for ch in word:
+            merge(tok, ch)
+            tok += ch
+    if size:
+        letters = "etaoinshrdlcumwfgypbvkjxqz"
+        grams = [""]
+        while len(vocab) < limit:
+            grams = [g + c for g in grams for c in letters]
+            for gram in grams:
+                if len(gram) > 1:
+                    merge(gram[:-1], gram[-1])
+                merge(space + gram[:-1], gram[-1])
+    vocab["<mask>"] = len(vocab)
+    return vocab, merges
+
+
+def _silent_ids(vocab: dict[str, int], total: int) -> list[int]:
+    """Token ids whose embedding rows are zeroed so a random decoder never emits them.
+
+    These are the byte symbols of control and non-ASCII bytes (which would decode to
+    control characters or broken UTF-8) and the ``<code_i>``/``<bin_i>`` tokens.
+    """
+    printable = {ch for b, ch in _bytes_to_unicode().items() if 32 <= b < 127}
+    unprintable = [i for tok, i in vocab.items() if len(tok) == 1 and tok not in printable]
+    return unprintable + list(range(len(vocab), total))
+
+
+def _save_safetensors(state_dict: dict, path: Path) -> None:
+    """Save a state dict as safetensors, giving every tensor its own storage.
+
+    Shared tensors (OFA's embeddings / output projection) become separate equal copies,
+    which ``from_pretrained`` reloads exactly.
+    """
+    from safetensors.torch import save_file
+
+    save_file(
+        {k: v.detach().clone().contiguous() for k, v in state_dict.items()},
+        str(path),
+        metadata={"format": "pt"},
+    )
+
+
+def make_clip_folder(dest: str | Path, size: str = "tiny", seed: int = 0) -> str:
+    """Write an open_clip ``local-dir:`` model folder; return ``"local-dir:/abs/path"``.
+
+    The folder holds ``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``) and
+    ``open_clip_model.safetensors``; ``dest`` is created if missing, files are overwritten.
+    ``size="tiny"`` is a 64-pixel, 1-layer ViT/text-transformer pair (embed_dim 32);
+    ``size="base"`` is exactly open_clip's ``ViT-B-32``. Both keep the real tokenizer
+    (open_clip's SimpleTokenizer, vocabulary 49408, context 77). Weights are random,
+    drawn from ``seed`` without disturbing the caller's global torch RNG state.
+    """
+    import open_clip
+    import torch
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    if size not in _CLIP_CFGS:
+        raise ValueError(f"unknown size {size!r}; expected one of {sorted(_CLIP_CFGS)}")
+    model_cfg = json.loads(json.dumps(_CLIP_CFGS[size]))
+    out = Path(dest).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(**model_cfg)
+    image_size = model_cfg["vision_cfg"]["image_size"]
+    config = {
+        "model_cfg": model_cfg,
+        "preprocess_cfg": {
+            "size": image_size,
+            "mean": list(OPENAI_DATASET_MEAN),
+            "std": list(OPENAI_DATASET_STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+    }
+    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    _save_safetensors(model.state_dict(), out / "open_clip_model.safetensors")
+    return f"local-dir:{out}"
+
+
+def _ofa_configuration(task: str, image_size: int) -> dict:
+    """The ModelScope ``configuration.json`` of the damo OFA caption / entailment models."""
+    spec = _TASKS[task]
+    model = {
+        "type": "ofa",
+        "beam_search": {"beam_size": 5, "max_len_b": 16, "min_len": 1, "no_repeat_ngram_size": 3},
+        "seed": 7,
+        "max_src_length": 256,
+        "language": "en",
+        "gen_type": "generation",
+        "patch_image_size": image_size,
+        "max_image_size": image_size,
+        "imagenet_default_mean_and_std": False,
+    }
+    model.update(spec["model"])
+    config = {
+        "framework": "pytorch",
+        "task": spec["task"],
+        "model": model,
+        "pipeline": {"type": spec["task"]},
+        "preprocessor": [],
+    }
+    if "dataset" in spec:
+        config["dataset"] = spec["dataset"]
+    return config
+
+
+def make_ofa_folder(
+    dest: str | Path, task: str = "caption", size: str = "tiny", seed: int = 0
+) -> str:
+    """Write a ModelScope OFA model folder and return its absolute path.
+
+    The folder holds ``configuration.json`` (ModelScope), ``config.json`` (OFAConfig),
+    ``vocab.json`` + ``merges.txt`` (byte-level BPE), ``model.safetensors`` and, for
+    entailment, ``answer2label.json``; it loads with
+    ``modelscope.pipelines.pipeline(Tasks.image_captioning | Tasks.visual_entailment, model=path)``.
+    ``task`` is ``"caption"`` (Tasks.image_captioning, beam search) or ``"entailment"``
+    (Tasks.visual_entailment, traverse over no/yes/maybe). ``size="tiny"`` is a d_model 32,
+    1+1 layer model with a resnet18 stem on 64-pixel images and a 537-entry BPE vocabulary;
+    ``size="base"`` has the distilled OFA-tiny dimensions (d_model 256, 4+4 layers, 4 heads,
+    ffn 1024, resnet50 stem, 480 px) and a synthetic 50265-entry BPE vocabulary (BART's size
+    and special ids). Weights are random, drawn from ``seed`` (global torch RNG untouched),
+    except that the embedding rows of the ``<code_i>``/``<bin_i>`` tokens ModelScope adds
+    and of control / non-ASCII byte symbols are zero (so their logits are 0), which keeps
+    random captions to printable ASCII made of vocabulary tokens.
+    """
+    import torch
+    from modelscope.models.multi_modal.ofa import OFAModel
+    from modelscope.models.multi_modal.ofa.configuration_ofa import OFAConfig
+    from transformers.utils import logging as hf_logging
+
+    if task not in _TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(_TASKS)}")
+    if size not in _OFA_SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {sorted(_OFA_SIZES)}")
+    dims = _OFA_SIZES[size]
+    out = Path(dest).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    vocab, merges = _bpe_vocab(_BASE_VOCAB if size == "base" else None)
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    (out / "configuration.json").write_text(
+        json.dumps(_ofa_configuration(task, dims["image"]), indent=2) + "\n"
+    )
+    if task == "entailment":
+        (out / "answer2label.json").write_text(json.dumps(_ANSWER2LABEL) + "\n")
+
+    config = OFAConfig(
+        vocab_size=len(vocab) + _OFA_ADDED,
+        d_model=dims["d_model"],
+        encoder_layers=dims["layers"],
+        decoder_layers=dims["layers"],
+        encoder_attention_heads=dims["heads"],
+        decoder_attention_heads=dims["heads"],
+        encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"],
+        resnet_type=dims["resnet"],
+        image_bucket_size=dims["image_buckets"],  # >= max(image / 16, 16)
+        token_bucket_size=256,
+        max_position_embeddings=1024,
+        dropout=0.1,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # silence the GenerationMixin notice from OFAModel's class
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = OFAModel(config).eval()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    with torch.no_grad():  # one tensor: encoder + decoder embeddings and output projection
+        model.encoder.embed_tokens.weight[_silent_ids(vocab, config.vocab_size)] = 0
+    config.architectures = ["OFAModel"]
+    config.save_pretrained(str(out))
+    _save_safetensors(model.state_dict(), out / "model.safetensors")
+    return str(out)
