@@ -56,7 +56,29 @@ def quiet_model_logs() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMAND_PLUGINS = "photo_indexer.commands"
+
+
+class PluginGroup(click.Group):
+    """A group that also offers the commands other packages register under the entry-point
+    group `photo_indexer.commands` (search and ui do), so this package never imports them."""
+
+    def _plugins(self) -> dict:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=COMMAND_PLUGINS)}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in self._plugins():
+            command = self._plugins()[name].load()
+        return command
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="photo-indexer")
 def main() -> None:
     """Index a folder of photos (OFA captions + CLIP vectors) and search it in plain language.

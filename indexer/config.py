@@ -20,6 +20,7 @@ ENV_VARS = {
     "clip_model": "INDEXER_CLIP_MODEL",
     "device": "INDEXER_DEVICE",
     "batch_size": "INDEXER_BATCH_SIZE",
+    "rerank_model": "INDEXER_RERANK_MODEL",
 }
 
 
@@ -39,6 +40,7 @@ class Settings:
     clip_model: str = DEFAULT_CLIP_MODEL
     device: str = DEFAULT_DEVICE
     batch_size: int = DEFAULT_BATCH_SIZE
+    rerank_model: str | None = None  # None: chosen by device (see search.rerank)
 
 
 def _convert(name: str, value: object) -> object:

@@ -185,16 +185,23 @@ def make_clip_folder(dest: str | Path, size: str = "tiny", seed: int = 0) -> str
     """
     import open_clip
     import torch
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     if size not in _CLIP_CFGS:
         raise ValueError(f"unknown size {size!r}; expected one of {sorted(_CLIP_CFGS)}")
     model_cfg = json.loads(json.dumps(_CLIP_CFGS[size]))
-    out = Path(dest).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.CLIP(**model_cfg)
+    return save_clip_folder(dest, model_cfg, model.state_dict())
+
+
+def save_clip_folder(dest: str | Path, model_cfg: dict, state_dict: dict) -> str:
+    """Save an open_clip ``CLIP(**model_cfg)`` model's weights as a ``local-dir:`` folder
+    (OpenAI normalisation, bicubic resize); return ``"local-dir:/abs/path"``."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    out = Path(dest).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     image_size = model_cfg["vision_cfg"]["image_size"]
     config = {
         "model_cfg": model_cfg,
@@ -207,7 +214,7 @@ def make_clip_folder(dest: str | Path, size: str = "tiny", seed: int = 0) -> str
         },
     }
     (out / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    _save_safetensors(model.state_dict(), out / "open_clip_model.safetensors")
+    _save_safetensors(state_dict, out / "open_clip_model.safetensors")
     return f"local-dir:{out}"
 
 

@@ -1,0 +1,77 @@
+"""`indexer search`: registered as a command of the `indexer` CLI through an entry point."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from indexer.cli import INDEX_HELP, one_line_errors, quiet_model_logs, settings_from
+
+
+def make_engine(settings, rerank: bool):
+    """A SearchEngine over the settings' index, with the configured reranker."""
+    from .engine import SearchEngine
+    from .rerank import OfaEntailmentReranker, default_rerank_model
+
+    spec = settings.rerank_model or default_rerank_model(settings.device)
+    return SearchEngine(
+        settings.index_dir,
+        load_reranker=(lambda: OfaEntailmentReranker(spec, settings.device)) if rerank else None,
+        device=settings.device,
+    )
+
+
+@click.command()
+@click.argument("query")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of results.")  # fmt: skip
+@click.option("--rerank/--no-rerank", default=True, show_default=True,
+              help="Judge the top hits with OFA visual entailment.")  # fmt: skip
+@click.option("--rerank-top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many of the top hits to rerank.")  # fmt: skip
+@click.option("--rerank-model", help="ModelScope OFA visual-entailment model id or folder "
+              "[$INDEXER_RERANK_MODEL; default: distilled on CPU, large on GPU].")  # fmt: skip
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the models run [$INDEXER_DEVICE; default auto].")  # fmt: skip
+@click.option("--show-rejected", is_flag=True, help="Also list hits the reranker rejected.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@one_line_errors
+def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_rejected,
+           as_json):  # fmt: skip
+    """Find photos matching QUERY, in plain language.
+
+    Hits come from CLIP vectors and caption words, fused by rank; the top ones are reranked by
+    whether the picture entails the query, and clear "no"s are hidden, so a query can
+    honestly find nothing.
+
+    \b
+    Example:
+        indexer search "a dog running on the beach"
+        indexer search "two people at a table" -k 20 --json
+        indexer search "red car" --no-rerank
+    """
+    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device)
+    quiet_model_logs()
+    engine = make_engine(settings, rerank)
+    try:
+        result = engine.search(query, k=k, rerank=rerank, rerank_top=rerank_top,
+                               show_rejected=show_rejected)  # fmt: skip
+    finally:
+        engine.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    for notice in result.notices:
+        click.echo(f"note: {notice}", err=True)
+    if not result.hits:
+        hidden = f" ({result.rejected} candidates rejected; --show-rejected lists them)"
+        click.echo("nothing matches" + (hidden if result.rejected else ""))
+        return
+    for rank, hit in enumerate(result.hits, start=1):
+        verdict = f"  [{hit.verdict} {hit.p_yes:.2f}]" if hit.verdict else ""
+        click.echo(f"{rank:>3}. {hit.path}{verdict}  score {hit.score:.3f}")
+        click.echo(f"     {hit.why}")
+    if result.rejected and not show_rejected:
+        click.echo(f"({result.rejected} rejected by the reranker; --show-rejected lists them)")

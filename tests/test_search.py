@@ -1,0 +1,151 @@
+"""Search end to end: library with fakes for the semantics, CLI with tiny real models."""
+
+import json
+
+import pytest
+
+from indexer.build import ModelSet, build_index
+from indexer.errors import IndexerError
+from search.engine import EmptyQuery, SearchEngine
+from search.rerank import Judgement
+from tests.conftest import run_cli
+from tests.fakes import FakeEmbedder
+from tests.photos import scene, write_photos
+
+
+class SizeCaptioner:
+    """Says "a plate of donuts" for 333x222 pictures, something dull otherwise."""
+
+    name = "size-captioner"
+
+    def caption(self, images):
+        return ["a plate of donuts" if im.size == (333, 222) else "a plain scene" for im in images]
+
+
+class ScriptedReranker:
+    """Judges by a function of the picture's width."""
+
+    name = "scripted"
+
+    def __init__(self, judge_width):
+        self.judge_width, self.calls = judge_width, 0
+
+    def judge(self, images, text):
+        self.calls += 1
+        return [self.judge_width(image.size[0]) for image in images]
+
+
+@pytest.fixture
+def index(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, 20)
+    scene(3, (333, 222)).save(photos / "donuts.jpg")
+    embedder = FakeEmbedder()
+    models = ModelSet("size-captioner", "fake-clip", SizeCaptioner, lambda: embedder)
+    build_index([photos], tmp_path / "index", models)
+    return tmp_path / "index", embedder
+
+
+def engine(index, reranker=None):
+    folder, embedder = index
+    return SearchEngine(folder, load_embedder=lambda spec: embedder,
+                        load_reranker=(lambda: reranker) if reranker else None)  # fmt: skip
+
+
+def test_caption_words_find_a_photo_clip_does_not(index):
+    result = engine(index).search("donuts", k=3, rerank=False)
+    assert result.hits[0].path.endswith("donuts.jpg")
+    assert result.hits[0].caption_rank == 1
+    assert "caption words rank 1" in result.hits[0].why
+    assert len(result.hits) == 3 and not result.reranked
+
+
+def test_rerank_orders_by_p_yes_and_hides_confident_noes(index):
+    def by_width(width):  # the donuts picture is the only one 333 wide
+        return Judgement(0.9, 0.05, 0.05) if width == 333 else Judgement(0.02, 0.95, 0.03)
+
+    result = engine(index, ScriptedReranker(by_width)).search("donuts", k=5, rerank_top=5)
+    assert [hit.path.endswith("donuts.jpg") for hit in result.hits] == [True]
+    assert result.rejected == 4 and result.hits[0].verdict == "yes"
+    shown = engine(index, ScriptedReranker(by_width)).search(
+        "donuts", k=5, rerank_top=5, show_rejected=True)  # fmt: skip
+    assert len(shown.hits) == 5
+    assert [hit.p_yes for hit in shown.hits] == sorted((h.p_yes for h in shown.hits), reverse=True)
+
+
+def test_nothing_matches_is_an_honest_empty_answer(index):
+    reranker = ScriptedReranker(lambda width: Judgement(0.01, 0.97, 0.02))
+    result = engine(index, reranker).search("a giraffe", k=10)
+    assert result.hits == [] and result.rejected == 10 and reranker.calls >= 1
+
+
+def test_models_load_once_per_engine(index):
+    reranker = ScriptedReranker(lambda width: Judgement(0.5, 0.2, 0.3))
+    loads = []
+    folder, embedder = index
+    searcher = SearchEngine(folder, load_embedder=lambda spec: loads.append(spec) or embedder,
+                            load_reranker=lambda: loads.append("rerank") or reranker)  # fmt: skip
+    for query in ("one", "two", "three"):
+        searcher.search(query, k=2)
+    assert loads == ["fake-clip", "rerank"]
+
+
+def test_empty_query_and_empty_or_missing_index(index, tmp_path):
+    with pytest.raises(EmptyQuery):
+        engine(index).search("   ")
+    with pytest.raises(IndexerError, match="no index"):
+        SearchEngine(tmp_path / "nowhere")
+    (tmp_path / "empty_photos").mkdir()
+    embedder = FakeEmbedder()
+    models = ModelSet("c", "fake-clip", SizeCaptioner, lambda: embedder)
+    build_index([tmp_path / "empty_photos"], tmp_path / "empty", models)
+    with pytest.raises(IndexerError, match="empty"):
+        SearchEngine(tmp_path / "empty")
+
+
+@pytest.fixture
+def built(tmp_path, cli_env, tiny_ofa_entailment):
+    photos = tmp_path / "photos"
+    write_photos(photos, 12)
+    run_cli("build", str(photos), env=cli_env)
+    return dict(cli_env, INDEXER_RERANK_MODEL=tiny_ofa_entailment)
+
+
+def test_cli_json_with_rerank(built):
+    done = run_cli("search", "a dog running on the beach", "-k", "8", "--rerank-top", "5",
+                   "--show-rejected", "--json", env=built)  # fmt: skip
+    answer = json.loads(done.stdout)
+    assert answer["query"] == "a dog running on the beach" and answer["reranked"]
+    results = answer["results"]
+    assert len(results) == 8
+    for hit in results:
+        assert {"path", "caption", "score", "clip_score", "why"} <= set(hit)
+    judged = [hit for hit in results if "verdict" in hit]
+    assert len(judged) == 5 and results[:5] == judged
+    assert all(hit["verdict"] in ("yes", "no", "maybe") for hit in judged)
+    p_yes = [hit["p_yes"] for hit in judged]
+    assert p_yes == sorted(p_yes, reverse=True)
+    assert [hit["score"] for hit in judged] == p_yes
+
+
+def test_cli_without_rerank_and_text_output(built):
+    answer = json.loads(run_cli("search", "red car", "--no-rerank", "-k", "3", "--json",
+                                env=built).stdout)  # fmt: skip
+    assert not answer["reranked"] and len(answer["results"]) == 3
+    assert all("verdict" not in hit for hit in answer["results"])
+    clip = [hit["clip_score"] for hit in answer["results"]]
+    assert clip == sorted(clip, reverse=True)  # no caption matches: CLIP order
+    text = run_cli("search", "red car", "--no-rerank", "-k", "2", env=built).stdout
+    assert text.splitlines()[0].startswith("  1. ") and "not reranked" in text
+
+
+def test_cli_errors_are_one_line(built, tmp_path):
+    for args, env, expected in [
+        (["search", "  "], built, "query is empty"),
+        (["search", "cat", "--index", str(tmp_path / "none")], built, "no index"),
+        (["search", "cat", "--rerank-model", str(tmp_path / "none")], built, "rerank model"),
+    ]:
+        done = run_cli(*args, env=env, check=False)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], done.stderr
