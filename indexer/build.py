@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .caption import Captioner
-from .decode import DecodeError, content_hash, decode_image
+from .decode import DecodeError, content_hash, decode_image, perceptual_hash
 from .embed import Embedder
 from .errors import IndexMismatch
 from .plan import BuildPlan, make_plan
@@ -229,7 +229,8 @@ class _Builder:
         self.report.model_calls += len(images)
         records = [
             ImageRecord(item.found.path, item.found.size, item.found.mtime_ns, item.hash,
-                        picture.width, picture.height, caption, vector)
+                        picture.width, picture.height, caption, vector, picture.taken_at,
+                        perceptual_hash(picture.image))
             for (item, picture), caption, vector in zip(decoded, captions, vectors, strict=True)
         ]  # fmt: skip
         self._save(records)
@@ -273,7 +274,8 @@ class _Builder:
             return False
         vector = np.frombuffer(twin["vector"], dtype=np.float32)
         record = ImageRecord(found.path, found.size, found.mtime_ns, item.hash,
-                             twin["width"], twin["height"], twin["caption"], vector)  # fmt: skip
+                             twin["width"], twin["height"], twin["caption"], vector,
+                             twin["taken_at"], twin["phash"])  # fmt: skip
         self._save([record])
         self._count_done(found.path, plan)
         return True

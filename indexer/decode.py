@@ -20,6 +20,7 @@ from PIL import Image, ImageFile, ImageOps
 # EXIF orientations 5-8 rotate by 90 degrees, swapping width and height.
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
+_EXIF_IFD, _EXIF_DATE_ORIGINAL, _EXIF_DATE_DIGITIZED, _EXIF_DATE = 0x8769, 0x9003, 0x9004, 0x0132
 DEFAULT_MIN_SIDE = 480
 # Pillow's own default limit. Set again on every call because importing ModelScope's OFA
 # preprocessors turns both safety checks off process-wide.
@@ -37,6 +38,7 @@ class DecodedImage:
     image: Image.Image
     width: int
     height: int
+    taken_at: str | None = None  # EXIF date taken, ISO 8601 local time, when the file has one
 
 
 @cache
@@ -63,6 +65,14 @@ def register_extra_formats() -> tuple[str, ...]:
 def content_hash(data: bytes) -> str:
     """The content key of a file: BLAKE2b-128 of its bytes, as hex."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    """A 64-bit DCT perceptual hash (imagehash.phash) as 16 hex digits: near-identical
+    pictures (resized, recompressed) differ in a few bits."""
+    import imagehash
+
+    return str(imagehash.phash(image))
 
 
 def decode_image(source: str | bytes, min_side: int = DEFAULT_MIN_SIDE) -> DecodedImage:
@@ -100,7 +110,8 @@ def _one_line(error: BaseException) -> str:
 
 def _to_rgb(opened: Image.Image, min_side: int) -> DecodedImage:
     width, height = opened.size
-    orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
+    exif = opened.getexif()
+    orientation = exif.get(_EXIF_ORIENTATION, 1)
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     if opened.format == "JPEG":
@@ -108,7 +119,23 @@ def _to_rgb(opened: Image.Image, min_side: int) -> DecodedImage:
     opened.load()
     image = _reduce(opened, min_side)
     image = ImageOps.exif_transpose(image)
-    return DecodedImage(_flatten(image), width, height)
+    return DecodedImage(_flatten(image), width, height, exif_date_taken(exif))
+
+
+def exif_date_taken(exif: Image.Exif) -> str | None:
+    """The EXIF date taken ("2021:07:04 18:30:00") as ISO 8601, or None when absent or bad."""
+    from datetime import datetime
+
+    details = exif.get_ifd(_EXIF_IFD)
+    candidates = (details.get(_EXIF_DATE_ORIGINAL), details.get(_EXIF_DATE_DIGITIZED),
+                  exif.get(_EXIF_DATE))  # fmt: skip
+    for value in candidates:
+        try:
+            text = str(value).strip().rstrip("\x00")
+            return datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S").isoformat()
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def _reduce(image: Image.Image, min_side: int) -> Image.Image:

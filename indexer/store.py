@@ -64,6 +64,8 @@ class ImageRecord:
     height: int
     caption: str
     vector: np.ndarray
+    taken_at: str | None = None
+    phash: str | None = None
 
 
 def _now() -> str:
@@ -125,6 +127,7 @@ class IndexStore:
                     "id": int, "path": str, "fs_path": bytes, "size": int, "mtime_ns": int,
                     "hash": str, "width": int, "height": int, "caption": str,
                     "caption_model": str, "clip_model": str, "vector": bytes, "indexed_at": str,
+                    "taken_at": str, "phash": str,
                 },
                 pk="id", not_null={"path", "hash"}, if_not_exists=True,
             )  # fmt: skip
@@ -207,7 +210,7 @@ class IndexStore:
         """One image row without its vector, or None."""
         rows = self.db.query(
             "SELECT id, path, fs_path, size, mtime_ns, hash, width, height, caption, "
-            "caption_model, clip_model, indexed_at FROM images WHERE id = ?",
+            "caption_model, clip_model, indexed_at, taken_at, phash FROM images WHERE id = ?",
             [image_id],
         )
         return next(iter(rows), None)
@@ -251,7 +254,7 @@ class IndexStore:
                     "height": record.height, "caption": record.caption,
                     "caption_model": caption_model, "clip_model": clip_model,
                     "vector": np.ascontiguousarray(record.vector, dtype=np.float32).tobytes(),
-                    "indexed_at": _now(),
+                    "indexed_at": _now(), "taken_at": record.taken_at, "phash": record.phash,
                 }  # fmt: skip
                 existing = self.db.execute(
                     "SELECT id FROM images WHERE path = ?", [text]

@@ -68,3 +68,24 @@ def test_heic_decodes_where_the_plugin_is_installed(tmp_path):
 def test_content_hash_is_stable_and_content_based():
     assert content_hash(b"abc") == content_hash(b"abc") != content_hash(b"abd")
     assert len(content_hash(b"")) == 32
+
+
+def test_exif_date_taken_is_read(tmp_path):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2021:07:04 18:30:00"
+    path = tmp_path / "dated.jpg"
+    scene(2, (64, 48)).save(path, exif=exif)
+    assert decode_image(path.read_bytes()).taken_at == "2021-07-04T18:30:00"
+    assert decode_image(jpeg_bytes(scene(2, (64, 48)))).taken_at is None
+
+
+def test_perceptual_hash_survives_resizing_but_tells_scenes_apart():
+    from indexer.decode import perceptual_hash
+
+    def distance(a, b):
+        return bin(int(perceptual_hash(a), 16) ^ int(perceptual_hash(b), 16)).count("1")
+
+    original = scene(4, (640, 480))
+    resized = decode_image(jpeg_bytes(original.resize((320, 240)), quality=60)).image
+    assert distance(original, resized) <= 6
+    assert distance(original, scene(5, (640, 480))) > 16
