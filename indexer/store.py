@@ -24,6 +24,8 @@ from .errors import IndexCorrupt, IndexerError, IndexLocked
 DB_NAME = "index.db"
 LOCK_NAME = "build.lock"
 SCHEMA_VERSION = 1
+# The date a photo was taken: EXIF when the file had it, else its modification time (UTC).
+DATE_SQL = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch'))"
 
 
 def db_path_of(path: str) -> tuple[str, bytes | None]:
@@ -143,6 +145,11 @@ class IndexStore:
                  "failed_at": str},
                 pk="path", if_not_exists=True,
             )  # fmt: skip
+            self.db["tags"].create(
+                {"image_id": int, "label": str, "score": float, "model": str},
+                pk=("image_id", "label"), if_not_exists=True,
+            )
+            self.db["tags"].create_index(["label"], if_not_exists=True)
             if self.get_meta("schema_version") is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
                 self.set_meta("vectors_version", "0")
@@ -210,7 +217,8 @@ class IndexStore:
         """One image row without its vector, or None."""
         rows = self.db.query(
             "SELECT id, path, fs_path, size, mtime_ns, hash, width, height, caption, "
-            "caption_model, clip_model, indexed_at, taken_at, phash FROM images WHERE id = ?",
+            "caption_model, clip_model, indexed_at, taken_at, phash, "
+            f"{DATE_SQL} AS date FROM images WHERE id = ?",
             [image_id],
         )
         return next(iter(rows), None)
@@ -259,8 +267,9 @@ class IndexStore:
                 existing = self.db.execute(
                     "SELECT id FROM images WHERE path = ?", [text]
                 ).fetchone()
-                if existing:
+                if existing:  # new content: what was derived from the old one goes
                     self.db["images"].update(existing[0], row)
+                    self.db.execute("DELETE FROM tags WHERE image_id = ?", [existing[0]])
                     ids.append(existing[0])
                 else:
                     ids.append(self.db["images"].insert(row).last_pk)
@@ -289,6 +298,7 @@ class IndexStore:
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 self.db.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
+                self.db.execute(f"DELETE FROM tags WHERE image_id IN ({marks})", chunk)
             if ids:
                 self._bump_vectors_version()
         return len(ids)
@@ -314,6 +324,7 @@ class IndexStore:
         """Empty the index (for a rebuild with other models)."""
         with self.db.atomic():
             self.db.execute("DELETE FROM images")
+            self.db.execute("DELETE FROM tags")
             self.db.execute("DELETE FROM failures")
             self.db.execute(
                 "DELETE FROM meta WHERE key IN ('caption_model', 'clip_model', 'vector_dim')"

@@ -50,10 +50,19 @@ class VectorIndex:
             self.index.remove_ids(ids)
             self._dirty = True
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of the k nearest vectors to each query row; id -1 pads short results."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k nearest vectors to each query row, among the `allowed` ids
+        when given; id -1 pads short results."""
+        import faiss
+
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        return self.index.search(queries, min(k, max(self.count, 1)))
+        k = min(k, max(self.count, 1))
+        if allowed is None:
+            return self.index.search(queries, k)
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def ids(self) -> np.ndarray:
         """All ids in the index."""

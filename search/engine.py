@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from indexer.decode import DecodeError, decode_image
 from indexer.embed import Embedder
@@ -24,12 +25,14 @@ from indexer.errors import IndexerError
 from indexer.store import IndexStore, fs_path_of
 from indexer.vector_index import VectorIndex, load_vector_index
 
+from .filters import Filters, allowed_ids
 from .fuse import reciprocal_rank_fusion
 from .rerank import Judgement, Reranker
 from .retrieve import caption_candidates, vector_candidates
 
 DEFAULT_REJECT_THRESHOLD = 0.8
 MIN_POOL = 50
+SORTS = ("relevance", "date")
 
 
 class EmptyQuery(IndexerError):
@@ -51,6 +54,7 @@ class Hit:
     caption_rank: int | None
     width: int | None = None
     height: int | None = None
+    date: str | None = None  # date taken (EXIF), else the file's modification time
     verdict: str | None = None
     p_yes: float | None = None
     p_no: float | None = None
@@ -153,16 +157,25 @@ class SearchEngine:
         rerank_top: int = 10,
         show_rejected: bool = False,
         reject_threshold: float = DEFAULT_REJECT_THRESHOLD,
+        filters: Filters | None = None,
+        sort: str = "relevance",
     ) -> SearchResult:
-        """Answer a text query with at most `k` hits (see the module docstring)."""
+        """Answer a text query with at most `k` hits (see the module docstring).
+
+        `filters` restrict the candidates; `sort="date"` orders the relevant hits (those the
+        query and the cut-off kept) newest first instead of by relevance.
+        """
         query = " ".join(query.split())
         if not query:
             raise EmptyQuery("the query is empty; say what the photos should show")
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}")
         notices: list[str] = []
         query_vector = self.embedder.embed_texts([query])[0]
         pool = max(MIN_POOL, 5 * max(k, rerank_top))
-        vector_hits = vector_candidates(self.vectors(notices), query_vector, pool)
-        caption_hits = caption_candidates(self.store, query, pool)
+        allowed = allowed_ids(self.store, filters)
+        vector_hits = vector_candidates(self.vectors(notices), query_vector, pool, allowed)
+        caption_hits = caption_candidates(self.store, query, pool, filters)
         fused = reciprocal_rank_fusion(
             {"vector": [i for i, _ in vector_hits], "caption": [i for i, _ in caption_hits]}
         )
@@ -175,9 +188,42 @@ class SearchEngine:
         if not rerank or not hits:
             for hit in hits:
                 hit.why = explain(hit)
-            return SearchResult(query, hits[:k], reranked=False, notices=notices)
+            return SearchResult(query, sort_hits(hits[:k], sort), reranked=False, notices=notices)
         shown, rejected = self._rerank(query, hits, rerank_top, show_rejected, reject_threshold)
-        return SearchResult(query, shown[:k], reranked=True, rejected=rejected, notices=notices)
+        return SearchResult(query, sort_hits(shown[:k], sort), reranked=True, rejected=rejected,
+                            notices=notices)  # fmt: skip
+
+    def similar(
+        self,
+        image_id: int | None = None,
+        picture: Image.Image | None = None,
+        k: int = 10,
+        filters: Filters | None = None,
+    ) -> SearchResult:
+        """Photos that look like an indexed photo (`image_id`) or an uploaded `picture`:
+        CLIP image-to-image similarity. The photo itself is not among the hits."""
+        notices: list[str] = []
+        if image_id is not None:
+            blob = self.store.db.execute("SELECT vector FROM images WHERE id = ?", [image_id])
+            row = blob.fetchone()
+            if row is None:
+                raise IndexerError(f"no photo with id {image_id} in the index")
+            query_vector, label = np.frombuffer(row[0], dtype=np.float32), f"like #{image_id}"
+        elif picture is not None:
+            query_vector = self.embedder.embed_images([picture.convert("RGB")])[0]
+            label = "like the uploaded picture"
+        else:
+            raise ValueError("give an image id or a picture")
+        allowed = allowed_ids(self.store, filters)
+        found = vector_candidates(self.vectors(notices), query_vector, k + 1, allowed)
+        found = [(i, score) for i, score in found if i != image_id][:k]
+        hits = [self._hit(i, score, {"vector": rank}, dict(found), query_vector)
+                for rank, (i, score) in enumerate(found, start=1)]  # fmt: skip
+        hits = [hit for hit in hits if hit is not None]
+        for hit in hits:
+            hit.score = hit.clip_score
+            hit.why = explain(hit)
+        return SearchResult(label, hits, reranked=False, notices=notices)
 
     def _hit(self, image_id, fused_score, ranks, clip_scores, query_vector) -> Hit | None:
         row = self.store.image(image_id)
@@ -192,7 +238,7 @@ class SearchEngine:
             id=image_id, path=fs_path_of(row), caption=row["caption"] or "",
             score=fused_score, clip_score=clip_score, fused_score=fused_score,
             vector_rank=ranks.get("vector"), caption_rank=ranks.get("caption"),
-            width=row["width"], height=row["height"],
+            width=row["width"], height=row["height"], date=row["date"],
         )  # fmt: skip
 
     def _rerank(self, query, hits, rerank_top, show_rejected, threshold):
@@ -207,6 +253,13 @@ class SearchEngine:
         for hit, judgement in zip(readable, self.reranker.judge(pictures, query), strict=True):
             apply_judgement(hit, judgement, threshold)
         return order_and_cut(judged, rest, show_rejected)
+
+
+def sort_hits(hits: list[Hit], sort: str) -> list[Hit]:
+    """Hits in relevance order as given, or newest first for `sort="date"` (stable)."""
+    if sort == "date":
+        return sorted(hits, key=lambda hit: hit.date or "", reverse=True)
+    return hits
 
 
 def apply_judgement(hit: Hit, judgement: Judgement, threshold: float) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 from indexer.store import IndexStore
 from indexer.vector_index import VectorIndex
 
+from .filters import Filters
+
 # Words too common to say anything about a picture; left out of the caption search.
 STOPWORDS = frozenset(
     {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is",
@@ -18,12 +20,18 @@ STOPWORDS = frozenset(
 
 
 def vector_candidates(
-    vectors: VectorIndex | None, query_vector: np.ndarray, limit: int
+    vectors: VectorIndex | None,
+    query_vector: np.ndarray,
+    limit: int,
+    allowed: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
-    """[(image id, cosine similarity)] of the `limit` nearest vectors, best first."""
+    """[(image id, cosine similarity)] of the `limit` nearest vectors (among `allowed` ids
+    when given), best first."""
     if vectors is None or vectors.count == 0 or limit <= 0:
         return []
-    scores, ids = vectors.search(query_vector.reshape(1, -1), limit)
+    if allowed is not None and len(allowed) == 0:
+        return []
+    scores, ids = vectors.search(query_vector.reshape(1, -1), limit, allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
@@ -35,15 +43,20 @@ def caption_query(text: str) -> str | None:
     return " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
 
 
-def caption_candidates(store: IndexStore, text: str, limit: int) -> list[tuple[int, float]]:
-    """[(image id, BM25 score)] of captions matching the text's words, best first."""
+def caption_candidates(
+    store: IndexStore, text: str, limit: int, filters: Filters | None = None
+) -> list[tuple[int, float]]:
+    """[(image id, BM25 score)] of captions matching the text's words (and the filters),
+    best first."""
     match = caption_query(text)
     if match is None or limit <= 0:
         return []
+    condition, params = (filters or Filters()).where()
     rows = store.db.execute(
-        "SELECT rowid, bm25(images_fts) AS score FROM images_fts WHERE images_fts MATCH ? "
-        "ORDER BY score LIMIT ?",
-        [match, limit],
+        "SELECT images_fts.rowid, bm25(images_fts) AS score FROM images_fts "
+        "JOIN images ON images.id = images_fts.rowid "
+        f"WHERE images_fts MATCH ? AND {condition} ORDER BY score LIMIT ?",
+        [match, *params, limit],
     )
     # bm25() is lower-is-better and negative; report it as higher-is-better
     return [(int(rowid), -float(score)) for rowid, score in rows]

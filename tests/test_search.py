@@ -149,3 +149,61 @@ def test_cli_errors_are_one_line(built, tmp_path):
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], done.stderr
+
+
+def test_filters_restrict_both_rankings_and_sort_by_date(tmp_path):
+    import os
+
+    from PIL import Image
+
+    from indexer.store import IndexStore
+    from search.filters import Filters
+
+    photos = tmp_path / "photos"
+    write_photos(photos / "trip", 3)
+    write_photos(photos / "home", 3, start=10)
+    Image.new("RGB", (200, 400), (9, 9, 9)).save(photos / "home" / "tall.jpg")
+    scene(3, (333, 222)).save(photos / "trip" / "donuts.jpg")
+    for n, path in enumerate(sorted((photos / "trip").iterdir())):
+        os.utime(path, ns=(0, (1_600_000_000 + n * 86_400 * 40) * 10**9))
+    embedder = FakeEmbedder()
+    models = ModelSet("size-captioner", "fake-clip", SizeCaptioner, lambda: embedder)
+    build_index([photos], tmp_path / "index", models)
+    searcher = engine((tmp_path / "index", embedder))
+
+    def paths(result):
+        return [os.path.relpath(hit.path, photos) for hit in result.hits]
+
+    in_trip, in_home = Filters(folder=str(photos / "trip")), Filters(folder=str(photos / "home"))
+    trip = searcher.search("donuts", k=10, rerank=False, filters=in_trip)
+    assert len(trip.hits) == 4 and all(p.startswith("trip/") for p in paths(trip))
+    home = searcher.search("donuts", k=10, rerank=False, filters=in_home)
+    assert "trip/donuts.jpg" not in paths(home)
+    portrait = searcher.search("x", rerank=False, filters=Filters(orientation="portrait"))
+    assert paths(portrait) == ["home/tall.jpg"]
+    old_trip = Filters(folder=str(photos / "trip"), taken_to="2020-12-31")
+    dated = searcher.search("x", k=20, rerank=False, sort="date", filters=old_trip)
+    assert [hit.date for hit in dated.hits] == sorted((h.date for h in dated.hits), reverse=True)
+    assert all(hit.date <= "2020-12-31T23:59:59" for hit in dated.hits) and len(dated.hits) == 3
+
+    store = IndexStore.open(tmp_path / "index")
+    beach_id = trip.hits[0].id
+    store.db["tags"].insert({"image_id": beach_id, "label": "beach", "score": 0.9, "model": "m"})
+    tagged = searcher.search("x", rerank=False, filters=Filters(tags=("beach",)))
+    assert [hit.id for hit in tagged.hits] == [beach_id]
+    store.close()
+
+
+def test_more_like_this_and_search_by_example(index):
+    searcher = engine(index)
+    first = searcher.search("donuts", k=1, rerank=False).hits[0]
+    like = searcher.similar(image_id=first.id, k=4)
+    assert len(like.hits) == 4 and first.id not in [hit.id for hit in like.hits]
+    scores = [hit.score for hit in like.hits]
+    assert scores == sorted(scores, reverse=True)
+    from PIL import Image
+
+    uploaded = searcher.similar(picture=Image.open(first.path), k=1)
+    assert uploaded.hits[0].id == first.id  # the same picture is its own best match
+    with pytest.raises(IndexerError, match="no photo"):
+        searcher.similar(image_id=99999)
