@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import sys
 
 import click
@@ -28,6 +29,11 @@ def one_line_errors(command):
             return command(*args, **kwargs)
         except (IndexerError, ValueError) as error:
             fail(str(error))
+        except sqlite3.DatabaseError as error:  # damage found after the index opened
+            index_dir = click.get_current_context().params.get("index_dir")
+            db_file = settings_from(index_dir=index_dir).index_dir / "index.db"
+            fail(f"index database {db_file} cannot be read ({error}); move it away and run "
+                 "`indexer build` again to rebuild the index")  # fmt: skip
         except KeyboardInterrupt:
             fail("interrupted; work committed so far is kept", 130)
 

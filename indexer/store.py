@@ -23,7 +23,7 @@ from .errors import IndexCorrupt, IndexerError, IndexLocked
 
 DB_NAME = "index.db"
 LOCK_NAME = "build.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: images.taken_at, images.phash, the tags table
 # The date a photo was taken: EXIF when the file had it, else its modification time (UTC).
 DATE_SQL = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch'))"
 
@@ -120,6 +120,18 @@ class IndexStore:
             raise IndexerError(
                 f"index in {self.index_dir} was written by a newer version (schema {version})"
             )
+        if version is not None and int(version) < SCHEMA_VERSION:
+            self._upgrade(int(version))
+
+    def _upgrade(self, version: int) -> None:
+        """Bring an index written by an older version up to this schema (cheap: no rewrite)."""
+        self._create_tables()  # tables added since
+        columns = self.db["images"].columns_dict
+        with self.db.atomic():
+            for name in ("taken_at", "phash"):
+                if name not in columns:
+                    self.db["images"].add_column(name, str)
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _create_tables(self) -> None:
         with self.db.atomic():

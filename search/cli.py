@@ -22,6 +22,18 @@ def make_engine(settings, rerank: bool):
     )
 
 
+def _day(text: str | None) -> str | None:
+    """A YYYY-MM-DD day, checked; None stays None."""
+    if text is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a day written as YYYY-MM-DD") from None
+
+
 @click.command()
 @click.argument("query")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
@@ -36,10 +48,17 @@ def make_engine(settings, rerank: bool):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where the models run [$INDEXER_DEVICE; default auto].")  # fmt: skip
 @click.option("--show-rejected", is_flag=True, help="Also list hits the reranker rejected.")
+@click.option("--folder", type=click.Path(file_okay=False), help="Only photos under this folder.")
+@click.option("--from", "taken_from", metavar="YYYY-MM-DD", help="Taken on or after this day.")
+@click.option("--to", "taken_to", metavar="YYYY-MM-DD", help="Taken on or before this day.")
+@click.option("--orientation", type=click.Choice(["landscape", "portrait", "square"]))
+@click.option("--tag", "tags", multiple=True, help="Only photos with this tag (repeatable).")
+@click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance",
+              show_default=True, help="Order of the relevant hits.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @one_line_errors
 def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_rejected,
-           as_json):  # fmt: skip
+           folder, taken_from, taken_to, orientation, tags, sort, as_json):  # fmt: skip
     """Find photos matching QUERY, in plain language.
 
     Hits come from CLIP vectors and caption words, fused by rank; the top ones are reranked by
@@ -51,13 +70,17 @@ def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_r
         indexer search "a dog running on the beach"
         indexer search "two people at a table" -k 20 --json
         indexer search "red car" --no-rerank
+        indexer search "birthday cake" --folder ~/Pictures/2023 --sort date
     """
+    from .filters import Filters
+
     settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device)
     quiet_model_logs()
     engine = make_engine(settings, rerank)
     try:
+        filters = Filters(folder, _day(taken_from), _day(taken_to), orientation, tuple(tags))
         result = engine.search(query, k=k, rerank=rerank, rerank_top=rerank_top,
-                               show_rejected=show_rejected)  # fmt: skip
+                               show_rejected=show_rejected, filters=filters, sort=sort)  # fmt: skip
     finally:
         engine.close()
     if as_json:

@@ -83,3 +83,20 @@ def test_writer_lock_is_exclusive_and_released(tmp_path):
         second.acquire()
     with second.held():
         pass
+
+
+def test_an_older_schema_is_upgraded_in_place(tmp_path):
+    store = IndexStore.open(tmp_path / "old", create=True)
+    store.save_images([record("/p/a.jpg", 1)], "cap", "clip")
+    for statement in ("DROP TABLE tags", "ALTER TABLE images DROP COLUMN taken_at",
+                      "ALTER TABLE images DROP COLUMN phash",
+                      "UPDATE meta SET value = '1' WHERE key = 'schema_version'"):  # fmt: skip
+        store.db.execute(statement)
+    store.db.conn.commit()
+    store.close()
+    upgraded = IndexStore.open(tmp_path / "old")
+    assert {"taken_at", "phash"} <= set(upgraded.db["images"].columns_dict)
+    assert "tags" in upgraded.db.table_names()
+    assert upgraded.get_meta("schema_version") == "2"
+    assert upgraded.image(1)["path"] == "/p/a.jpg"
+    upgraded.close()
