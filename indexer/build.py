@@ -10,17 +10,20 @@ index is touched.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .caption import Captioner
-from .decode import DecodeError, content_hash, decode_image, perceptual_hash
+from .decode import DecodeError, decode_image, perceptual_hash
+from .decode_pool import DecodePool
 from .embed import Embedder
 from .errors import IndexMismatch
 from .plan import BuildPlan, make_plan
-from .scan import FoundFile, scan
+from .scan import scan
+from .stages import Prepared, prefetched, prepare_batches
 from .store import ImageRecord, IndexStore, WriterLock
 from .vector_index import (
     FAISS_NAME,
@@ -62,7 +65,8 @@ def models_from_settings(settings) -> ModelSet:
         caption_name=settings.caption_model,
         clip_name=settings.clip_model,
         load_captioner=lambda: OfaCaptioner(
-            settings.caption_model, settings.device, settings.batch_size
+            settings.caption_model, settings.device, settings.batch_size,
+            trust_remote_code=settings.trust_remote_code,
         ),
         load_embedder=lambda: ClipEmbedder(settings.clip_model, settings.device),
     )
@@ -98,28 +102,6 @@ class BuildReport:
         return data
 
 
-@dataclass
-class _Read:
-    """A file read for processing: its bytes and content hash, or why it could not be read."""
-
-    found: FoundFile
-    data: bytes = b""
-    hash: str = ""
-    error: str | None = None
-
-
-def read_file(found: FoundFile) -> _Read:
-    """Read a file whole and hash it; unreadable files come back with `error` set."""
-    try:
-        with open(found.path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        return _Read(found, error=f"cannot read: {error.strerror or type(error).__name__}")
-    if not data:
-        return _Read(found, error="empty file (0 bytes)")
-    return _Read(found, data=data, hash=content_hash(data))
-
-
 def build_index(
     roots: Sequence[str | os.PathLike],
     index_dir: str | os.PathLike,
@@ -128,9 +110,15 @@ def build_index(
     batch_size: int = 8,
     rebuild: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    decode_pool: DecodePool | None = None,
+    allow_empty: bool = False,
 ) -> BuildReport:
     """Bring the index in `index_dir` up to date with the image files under `roots`.
 
+    Each batch is committed as it finishes, so an interrupted build keeps its work and the
+    next one goes on from there. `decode_pool` decodes files in worker processes with a
+    time and memory budget (a default pool when None). A root found empty keeps its indexed
+    photos (an unmounted drive looks empty) unless `allow_empty`.
     Raises NoSuchFolder, IndexLocked, IndexMismatch, IndexCorrupt or ModelUnavailable (all
     IndexerError) when it cannot run; unreadable or undecodable files never stop it.
     """
@@ -138,7 +126,9 @@ def build_index(
     with WriterLock(index_dir).held():
         store = IndexStore.open(index_dir, create=True)
         try:
-            return _Builder(store, models, batch_size, on_progress).run(walk, rebuild)
+            builder = _Builder(store, models, batch_size, on_progress)
+            with decode_pool or DecodePool() as pool:
+                return builder.run(walk, rebuild, pool, allow_empty)
         finally:
             store.close()
 
@@ -151,28 +141,42 @@ class _Builder:
         self.on_progress = on_progress or (lambda progress: None)
         self.report = BuildReport()
         self.vectors: VectorIndex | None = None
+        self._last_save, self._save_cost = time.monotonic(), 0.0
 
-    def run(self, walk, rebuild: bool) -> BuildReport:
+    def run(self, walk, rebuild: bool, pool: DecodePool, allow_empty: bool) -> BuildReport:
         self._check_models(rebuild)
         self.vectors = load_vector_index(self.store)
         if self.vectors and self.vectors.notice:
             self.report.notices.append(self.vectors.notice)
-        plan = make_plan(walk, self.store)
+        plan = make_plan(walk, self.store, allow_empty)
         self.report.unchanged = plan.unchanged
+        self.report.notices += plan.notices
         if plan.work:  # a model that cannot load stops the run before anything is written
             self._embedder_checked()
             self.models.captioner()
         self._record_failures([(p.path, -1, -1, p.reason) for p in plan.problems], plan)
         total, done = len(plan.work), 0
         self.on_progress(Progress(0, total))
-        for batch in _chunks(plan.work, self.batch_size):
-            self._process([read_file(found) for found in batch], plan)
+        known_content = plan.known_hashes()
+        batches = prepare_batches(plan.work, self.batch_size, known_content.__contains__, pool)
+        for batch in prefetched(batches):
+            self._process(batch, plan)
             done += len(batch)
             self.on_progress(Progress(done, total))
+            self._save_vectors_now_and_then()
         self._remove_vanished(plan)
         if self.vectors is not None:
             save_vector_index(self.store, self.vectors)
         return self.report
+
+    def _save_vectors_now_and_then(self) -> None:
+        """Write the FAISS file during long builds too, so readers need not rebuild it; at
+        most a tenth of the time goes to it, however large the index."""
+        now = time.monotonic()
+        if self.vectors is None or now - self._last_save < max(60.0, 10 * self._save_cost):
+            return
+        save_vector_index(self.store, self.vectors)
+        self._save_cost, self._last_save = time.monotonic() - now, time.monotonic()
 
     def _check_models(self, rebuild: bool) -> None:
         recorded = self.store.models()
@@ -204,22 +208,26 @@ class _Builder:
             self.vectors = empty_index(dim)
         return self.vectors
 
-    def _process(self, reads: list[_Read], plan: BuildPlan) -> None:
-        failures, fresh = [], []
-        for item in reads:
+    def _process(self, batch: list[Prepared], plan: BuildPlan) -> None:
+        failures, decoded = [], []
+        for item in batch:
+            if item.reusable and not self._reuse(item, plan):
+                self._decode_here(item)  # its twin went away during this run
             if item.error:
                 failures.append((item.found, item.error))
-            elif not self._reuse(item, plan):
-                fresh.append(item)
-        decoded = []
-        for item in fresh:
-            try:
-                decoded.append((item, decode_image(item.data)))
-            except DecodeError as error:
-                failures.append((item.found, str(error)))
+            elif item.picture is not None:
+                decoded.append((item, item.picture))
         self._record_failures([(f.path, f.size, f.mtime_ns, r) for f, r in failures], plan)
         if decoded:
             self._embed_and_save(decoded, plan)
+
+    @staticmethod
+    def _decode_here(item: Prepared) -> None:
+        """Decode in this process: only for content already decoded safely once before."""
+        try:
+            item.picture = decode_image(item.found.path)
+        except (DecodeError, OSError) as error:
+            item.error = str(error)
 
     def _embed_and_save(self, decoded, plan: BuildPlan) -> None:
         embedder = self._embedder_checked()
@@ -254,7 +262,7 @@ class _Builder:
         else:
             self.report.new += 1
 
-    def _reuse(self, item: _Read, plan: BuildPlan) -> bool:
+    def _reuse(self, item: Prepared, plan: BuildPlan) -> bool:
         """Handle a file whose content the index already has; False if it needs the models."""
         found, known = item.found, plan.known.get(item.found.path)
         if known and known.hash == item.hash:
@@ -306,7 +314,3 @@ class _Builder:
         if plan.vanished_failures:
             self.store.remove_failures(plan.vanished_failures)
 
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

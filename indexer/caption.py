@@ -35,9 +35,13 @@ class OfaCaptioner:
     """OFA image captioning via `modelscope.pipelines.pipeline(Tasks.image_captioning, ...)`.
 
     `spec` is a ModelScope model id (fetched through its cache) or a local model folder.
+    Weights load through transformers' safe loaders (safetensors, or torch.load with
+    weights_only); code shipped with a model runs only with `trust_remote_code`.
     """
 
-    def __init__(self, spec: str, device: str = "auto", batch_size: int = 8) -> None:
+    def __init__(
+        self, spec: str, device: str = "auto", batch_size: int = 8, trust_remote_code=False
+    ) -> None:
         self.name = spec
         self.batch_size = batch_size
         folder = modelscope_model_dir(spec, "caption model", "--caption-model")
@@ -47,7 +51,8 @@ class OfaCaptioner:
                 from modelscope.pipelines import pipeline
                 from modelscope.utils.constant import Tasks
 
-                self._pipeline = pipeline(Tasks.image_captioning, model=folder, device=device)
+                self._pipeline = pipeline(Tasks.image_captioning, model=folder, device=device,
+                                          trust_remote_code=trust_remote_code)  # fmt: skip
         except Exception as error:  # noqa: BLE001  (ModelScope raises many kinds)
             raise ModelUnavailable(
                 f"caption model {spec!r} could not be loaded from {folder}: "

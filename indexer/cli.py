@@ -12,6 +12,8 @@ import click
 from .errors import IndexerError
 
 INDEX_HELP = "Index folder (default: $INDEXER_HOME, else a per-user data folder)."
+TRUST_HELP = ("Let a model folder run Python code it ships (off by default: weights load "
+              "with safe loaders only) [$INDEXER_TRUST_REMOTE_CODE].")  # fmt: skip
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -109,9 +111,14 @@ def main() -> None:
               help="Images per model batch [$INDEXER_BATCH_SIZE; default 8].")  # fmt: skip
 @click.option("--rebuild", is_flag=True,
               help="Re-index everything when the index has another CLIP model.")  # fmt: skip
+@click.option("--allow-empty", is_flag=True,
+              help="Let a folder found empty remove its photos from the index (by default an "
+              "empty folder is taken for an unmounted drive).")  # fmt: skip
+@click.option("--trust-remote-code", is_flag=True, default=None, help=TRUST_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @one_line_errors
-def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, as_json):
+def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, allow_empty,
+          trust_remote_code, as_json):  # fmt: skip
     """Index the photos under PATHS: new and changed files are captioned and embedded,
     moved files keep their data, deleted files leave the index.
 
@@ -124,13 +131,14 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
 
     settings = settings_from(
         index_dir=index_dir, caption_model=caption_model, clip_model=clip_model,
-        device=device, batch_size=batch_size,
+        device=device, batch_size=batch_size, trust_remote_code=trust_remote_code,
     )  # fmt: skip
     quiet_model_logs()
     with progress_bar(enabled=sys.stderr.isatty() and not as_json) as on_progress:
         report = build_index(
             paths, settings.index_dir, models_from_settings(settings),
             batch_size=settings.batch_size, rebuild=rebuild, on_progress=on_progress,
+            allow_empty=allow_empty,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

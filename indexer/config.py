@@ -21,6 +21,7 @@ ENV_VARS = {
     "device": "INDEXER_DEVICE",
     "batch_size": "INDEXER_BATCH_SIZE",
     "rerank_model": "INDEXER_RERANK_MODEL",
+    "trust_remote_code": "INDEXER_TRUST_REMOTE_CODE",
 }
 
 
@@ -41,6 +42,7 @@ class Settings:
     device: str = DEFAULT_DEVICE
     batch_size: int = DEFAULT_BATCH_SIZE
     rerank_model: str | None = None  # None: chosen by device (see search.rerank)
+    trust_remote_code: bool = False  # let a model folder run its own Python code
 
 
 def _convert(name: str, value: object) -> object:
@@ -54,6 +56,8 @@ def _convert(name: str, value: object) -> object:
         if number < 1:
             raise ValueError(f"batch size must be at least 1, not {number}")
         return number
+    if name == "trust_remote_code":
+        return value is True or str(value).lower() in ("1", "true", "yes")
     if name == "device" and value not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {value!r}")
     return str(value)

@@ -62,9 +62,16 @@ def register_extra_formats() -> tuple[str, ...]:
     return tuple(added)
 
 
+def new_content_hasher():
+    """A hasher for the content key of a file: BLAKE2b-128 of its bytes (hexdigest)."""
+    return hashlib.blake2b(digest_size=16)
+
+
 def content_hash(data: bytes) -> str:
-    """The content key of a file: BLAKE2b-128 of its bytes, as hex."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """The content key of bytes, as hex (see `new_content_hasher`)."""
+    hasher = new_content_hasher()
+    hasher.update(data)
+    return hasher.hexdigest()
 
 
 def perceptual_hash(image: Image.Image) -> str:

@@ -24,6 +24,7 @@ def index_status(index_dir: str | os.PathLike) -> dict:
         }  # fmt: skip
     store = IndexStore.open(index_dir)
     try:
+        store.check_integrity()
         vectors = load_vector_index(store)
         return {
             "index": str(store.index_dir),

@@ -166,6 +166,19 @@ class IndexStore:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
                 self.set_meta("vectors_version", "0")
 
+    def check_integrity(self) -> None:
+        """Read the whole database once (SQLite's quick_check); raise IndexCorrupt if damaged."""
+        db_file = self.index_dir / DB_NAME
+        try:
+            problems = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as error:
+            problems = [str(error)]
+        if problems != ["ok"]:
+            raise IndexCorrupt(
+                f"index database {db_file} is damaged ({problems[0]}); move it away and run "
+                "`indexer build` again to rebuild the index"
+            )
+
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()

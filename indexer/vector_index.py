@@ -107,8 +107,10 @@ def load_vector_index(store: IndexStore) -> VectorIndex | None:
             return VectorIndex(index, dim)
     except FileNotFoundError:
         problem = "is missing"
-    except (OSError, RuntimeError, ValueError) as error:
-        problem = f"is damaged ({str(error).splitlines()[0] if str(error) else 'unreadable'})"
+    except ValueError as error:  # our header
+        problem = f"is damaged ({error})"
+    except (OSError, RuntimeError):  # FAISS says where in its C++ it failed: not for people
+        problem = "is damaged (cannot be read)"
     rebuilt = rebuild_from_store(store, dim)
     rebuilt.notice = f"{path} {problem}; rebuilt it from the {rebuilt.count} stored vectors"
     rebuilt._dirty = True
@@ -141,6 +143,8 @@ def save_vector_index(store: IndexStore, vectors: VectorIndex) -> bool:
     path = store.index_dir / FAISS_NAME
     header = b"%s %d %d\n" % (_MAGIC, store.vectors_version(), vectors.count)
     payload = faiss.serialize_index(vectors.index)
+    for stale in path.parent.glob(f".{FAISS_NAME}.*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{FAISS_NAME}.{os.getpid()}.tmp")
     with open(temporary, "wb") as handle:
         handle.write(header)

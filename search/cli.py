@@ -6,7 +6,7 @@ import json
 
 import click
 
-from indexer.cli import INDEX_HELP, one_line_errors, quiet_model_logs, settings_from
+from indexer.cli import INDEX_HELP, TRUST_HELP, one_line_errors, quiet_model_logs, settings_from
 
 
 def make_engine(settings, rerank: bool):
@@ -17,7 +17,13 @@ def make_engine(settings, rerank: bool):
     spec = settings.rerank_model or default_rerank_model(settings.device)
     return SearchEngine(
         settings.index_dir,
-        load_reranker=(lambda: OfaEntailmentReranker(spec, settings.device)) if rerank else None,
+        load_reranker=(
+            lambda: OfaEntailmentReranker(
+                spec, settings.device, trust_remote_code=settings.trust_remote_code
+            )
+        )
+        if rerank
+        else None,
         device=settings.device,
     )
 
@@ -55,10 +61,12 @@ def _day(text: str | None) -> str | None:
 @click.option("--tag", "tags", multiple=True, help="Only photos with this tag (repeatable).")
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance",
               show_default=True, help="Order of the relevant hits.")  # fmt: skip
+@click.option("--trust-remote-code", is_flag=True, default=None, help=TRUST_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @one_line_errors
 def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_rejected,
-           folder, taken_from, taken_to, orientation, tags, sort, as_json):  # fmt: skip
+           folder, taken_from, taken_to, orientation, tags, sort, trust_remote_code,
+           as_json):  # fmt: skip
     """Find photos matching QUERY, in plain language.
 
     Hits come from CLIP vectors and caption words, fused by rank; the top ones are reranked by
@@ -74,7 +82,8 @@ def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_r
     """
     from .filters import Filters
 
-    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device)
+    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device,
+                             trust_remote_code=trust_remote_code)  # fmt: skip
     quiet_model_logs()
     engine = make_engine(settings, rerank)
     try:

@@ -57,7 +57,9 @@ def default_rerank_model(device: str) -> str:
 class OfaEntailmentReranker:
     """OFA visual entailment (ModelScope `Tasks.visual_entailment`) scored in batches."""
 
-    def __init__(self, spec: str, device: str = "auto", batch_size: int = 4) -> None:
+    def __init__(
+        self, spec: str, device: str = "auto", batch_size: int = 4, trust_remote_code=False
+    ) -> None:
         self.name = spec
         self.batch_size = max(1, batch_size)
         folder = modelscope_model_dir(spec, "rerank model", "--rerank-model")
@@ -67,7 +69,8 @@ class OfaEntailmentReranker:
                 from modelscope.pipelines import pipeline
                 from modelscope.utils.constant import Tasks
 
-                self._pipeline = pipeline(Tasks.visual_entailment, model=folder, device=device)
+                self._pipeline = pipeline(Tasks.visual_entailment, model=folder, device=device,
+                                          trust_remote_code=trust_remote_code)  # fmt: skip
         except Exception as error:  # noqa: BLE001  (ModelScope raises many kinds)
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelUnavailable(

@@ -91,7 +91,7 @@ def test_unreadable_file_fails_without_stopping_the_run(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("indexer.build.open", refusing_open, raising=False)
+    monkeypatch.setattr("indexer.stages.open", refusing_open, raising=False)
     report, _ = build(photos, index)
     assert report.new == 2
     assert report.failures == [(str(paths[1]), "cannot read: Permission denied")]
@@ -138,3 +138,16 @@ def test_same_model_name_with_other_vector_size_is_refused(tmp_path):
     with pytest.raises(IndexMismatch, match="size"):
         build(photos, index, fake_models(dim=16))
     assert consistent(index)["indexed"] == 2
+
+
+def test_a_root_that_empties_keeps_its_photos(tmp_path):
+    photos, index = tmp_path / "photos", tmp_path / "index"
+    write_photos(photos / "drive", 3)
+    build_index([photos / "drive"], index, fake_models())
+    for path in (photos / "drive").iterdir():  # the drive is unmounted: the folder is empty
+        path.unlink()
+    report = build_index([photos / "drive"], index, fake_models())
+    assert report.removed == 0 and "empty but 3 indexed photos" in report.notices[0]
+    assert consistent(index)["indexed"] == 3
+    report = build_index([photos / "drive"], index, fake_models(), allow_empty=True)
+    assert report.removed == 3 and consistent(index)["indexed"] == 0

@@ -1,0 +1,178 @@
+"""Decoding in worker processes, each file with a time and a memory budget.
+
+Image decoders are native code fed by untrusted files: a hostile file can crash a decoder,
+make it hang, or make it allocate without end. Here each file is decoded in a worker
+process whose address space is capped; a worker that crashes or runs past the time budget
+is killed and replaced, and the file gets a failure reason. Workers also let decoding run
+on other cores while the models work in the main process.
+
+Workers start from a fork server (never a fork of a process that already runs torch's
+threads), and import only Pillow and this package's decode module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from .decode import DecodedImage, DecodeError
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MEMORY_MB = 3072
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """What to decode: `key` comes back with the result."""
+
+    key: object
+    path: str
+    min_side: int = 480
+
+
+def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
+    """A worker's life: take jobs from `conn`, answer ("ok", image) or ("error", reason)."""
+    import importlib
+    import resource
+
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    module, _, name = decoder.partition(":")
+    decode = getattr(importlib.import_module(module), name)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            conn.send(("ok", decode(job.path, job.min_side)))
+        except DecodeError as error:
+            conn.send(("error", str(error)))
+        except MemoryError:
+            conn.send(("error", f"decoding needed more than the {memory_mb} MB memory budget"))
+        except OSError as error:
+            conn.send(("error", f"cannot read: {error.strerror or error}"))
+        except Exception as error:  # noqa: BLE001  (a decoder bug must not end the worker)
+            conn.send(("error", f"decoder failed: {type(error).__name__}: {error}"[:300]))
+
+
+def decode_path(path: str, min_side: int) -> DecodedImage:
+    """The workers' default decoder: read the file and decode it."""
+    from .decode import decode_image
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return decode_image(data, min_side)
+
+
+class _Worker:
+    def __init__(self, context, memory_mb: int, decoder: str) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, memory_mb, decoder), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.job: DecodeJob | None = None
+        self.started = 0.0
+
+    def give(self, job: DecodeJob) -> None:
+        self.job, self.started = job, time.monotonic()
+        self.conn.send(job)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class DecodePool:
+    """Decode files in `workers` processes. Use as a context manager, then `decode(jobs)`.
+
+    `decoder` names the decode function as "module:function" (tests pass hostile ones).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        decoder: str = "indexer.decode_pool:decode_path",
+    ) -> None:
+        self.size = max(1, workers or min(4, os.cpu_count() or 1))
+        self.timeout_s, self.memory_mb, self.decoder = timeout_s, memory_mb, decoder
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["indexer.decode"])
+        self._workers: list[_Worker] = []
+
+    def __enter__(self) -> DecodePool:
+        self._workers = [self._spawn() for _ in range(self.size)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self._context, self.memory_mb, self.decoder)
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self._workers:
+            with contextlib.suppress(OSError):  # a worker that already died
+                worker.conn.send(None)
+        for worker in self._workers:
+            worker.process.join(2)
+            if worker.process.is_alive():
+                worker.kill()
+        self._workers = []
+
+    def decode(self, jobs: Iterable[DecodeJob]) -> Iterator[tuple[object, DecodedImage | str]]:
+        """Yield (key, DecodedImage) or (key, failure reason) for every job, as they finish."""
+        pending = deque(jobs)
+        while pending or any(worker.job for worker in self._workers):
+            for worker in self._workers:
+                if worker.job is None and pending:
+                    worker.give(pending.popleft())
+            yield from self._collect()
+
+    def _collect(self) -> Iterator[tuple[object, DecodedImage | str]]:
+        busy = [worker for worker in self._workers if worker.job]
+        deadline = min(worker.started for worker in busy) + self.timeout_s
+        ready = wait([worker.conn for worker in busy], max(0.0, deadline - time.monotonic()))
+        for index, worker in enumerate(self._workers):
+            if worker.job is None:
+                continue
+            if worker.conn in ready:
+                job = worker.job
+                try:
+                    status, value = worker.conn.recv()
+                    worker.job = None
+                    yield job.key, value
+                    continue
+                except (EOFError, OSError):
+                    reason = _crash_reason(worker)
+            elif time.monotonic() - worker.started >= self.timeout_s:
+                reason = f"decoding took longer than {self.timeout_s:g} s"
+            else:
+                continue
+            job = worker.job
+            worker.kill()
+            self._workers[index] = self._spawn()
+            yield job.key, reason
+
+
+def _crash_reason(worker: _Worker) -> str:
+    worker.process.join(5)
+    code = worker.process.exitcode
+    if code is not None and code < 0:
+        return f"decoder crashed (signal {-code})"
+    return f"decoder crashed (exit status {code})"
