@@ -30,6 +30,7 @@ from .vector_index import (
     VectorIndex,
     empty_index,
     load_vector_index,
+    rebuild_from_store,
     save_vector_index,
 )
 
@@ -166,6 +167,9 @@ class _Builder:
             self._save_vectors_now_and_then()
         self._remove_vanished(plan)
         if self.vectors is not None:
+            if not self.vectors.suits(self.vectors.count):  # the library outgrew its index type
+                self.vectors = rebuild_from_store(self.store, self.vectors.dim)
+                self.vectors._dirty = True
             save_vector_index(self.store, self.vectors)
         return self.report
 

@@ -253,6 +253,15 @@ class IndexStore:
         rows = self.db.query("SELECT * FROM images WHERE hash = ? LIMIT 1", [hash_])
         return next(iter(rows), None)
 
+    def sample_vectors(self, size: int) -> np.ndarray:
+        """Up to `size` stored vectors drawn at random (to train an approximate index)."""
+        rows = self.db.execute(
+            "SELECT vector FROM images WHERE id IN "
+            "(SELECT id FROM images WHERE vector IS NOT NULL ORDER BY random() LIMIT ?)",
+            [size],
+        )
+        return np.stack([np.frombuffer(row[0], dtype=np.float32) for row in rows])
+
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in batches, for rebuilding the FAISS index."""
         cursor = self.db.execute("SELECT id, vector FROM images WHERE vector IS NOT NULL")

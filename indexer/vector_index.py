@@ -6,6 +6,11 @@ followed by the serialised FAISS index. It is written to a temporary file, flush
 renamed into place, so it is either the old file or the new one. When it is missing,
 damaged or older than the rows, it is rebuilt from the stored vectors: the database is
 the truth and this file is only a fast copy of it.
+
+The index type follows the size: exact search (a flat inner-product index) up to
+EXACT_LIMIT vectors, where one query takes tens of milliseconds on 2 cores; beyond that an
+inverted-file index (IVF, sqrt(N) lists, about a tenth of them probed per query), whose
+recall@10 against exact search the benchmark measures (`python -m bench queries`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .store import IndexStore
 
 FAISS_NAME = "vectors.faiss"
 _MAGIC = b"photo-indexer-faiss v1"
+EXACT_LIMIT = 50_000
 
 
 @dataclass
@@ -35,6 +41,18 @@ class VectorIndex:
     def count(self) -> int:
         """Number of vectors."""
         return int(self.index.ntotal)
+
+    @property
+    def kind(self) -> str:
+        """"exact" (flat) or "ivf" (approximate)."""
+        return "ivf" if hasattr(self.index, "nprobe") else "exact"
+
+    def suits(self, count: int) -> bool:
+        """True when this index type is the right one for `count` vectors (with slack, so a
+        library near the limit does not flip back and forth)."""
+        if self.kind == "exact":
+            return count <= EXACT_LIMIT
+        return count > EXACT_LIMIT // 2
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors, replacing any already stored under the same ids."""
@@ -62,13 +80,15 @@ class VectorIndex:
         if allowed is None:
             return self.index.search(queries, k)
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
-
-    def ids(self) -> np.ndarray:
-        """All ids in the index."""
-        import faiss
-
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        if self.kind == "ivf":
+            # a narrow filter's photos may sit in lists a normal probe skips: probe them all
+            # (the selector drops other ids before any distance is computed)
+            narrow = len(allowed) * 10 < self.count
+            nprobe = self.index.nlist if narrow else self.index.nprobe
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        return self.index.search(queries, k, params=params)
 
 
 def empty_index(dim: int) -> VectorIndex:
@@ -78,9 +98,30 @@ def empty_index(dim: int) -> VectorIndex:
     return VectorIndex(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), dim)
 
 
+def ivf_lists(count: int) -> int:
+    """Inverted lists for `count` vectors: about sqrt(count), FAISS's usual rule."""
+    return int(min(4096, max(64, np.sqrt(count))))
+
+
+def ivf_index(dim: int, training: np.ndarray, count: int) -> VectorIndex:
+    """An empty IVF inner-product index for about `count` vectors, trained on `training`
+    (a random sample of them, at least 40 per list as FAISS's k-means wants)."""
+    import faiss
+
+    lists = ivf_lists(count)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(training, dtype=np.float32))
+    index.nprobe = max(8, lists // 10)
+    return VectorIndex(index, dim)
+
+
 def rebuild_from_store(store: IndexStore, dim: int) -> VectorIndex:
-    """A fresh index holding every vector stored in the database."""
-    vectors = empty_index(dim)
+    """A fresh index holding every vector stored in the database, of the type its size needs."""
+    count = store.count_images()
+    if count <= EXACT_LIMIT:
+        vectors = empty_index(dim)
+    else:
+        vectors = ivf_index(dim, store.sample_vectors(40 * ivf_lists(count)), count)
     for ids, batch in store.iter_vectors():
         vectors.index.add_with_ids(np.ascontiguousarray(batch, dtype=np.float32), ids)
     return vectors

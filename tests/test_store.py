@@ -100,3 +100,32 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path):
     assert upgraded.get_meta("schema_version") == "2"
     assert upgraded.image(1)["path"] == "/p/a.jpg"
     upgraded.close()
+
+
+def test_a_large_library_gets_an_approximate_index_with_high_recall(store, monkeypatch):
+    import indexer.vector_index as vector_index
+
+    monkeypatch.setattr(vector_index, "EXACT_LIMIT", 500)
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 8)).astype(np.float32)
+    records = []
+    for n in range(3000):
+        vector = centres[n % 40] + rng.normal(scale=0.3, size=8).astype(np.float32)
+        records.append(ImageRecord(f"/p/{n}.jpg", 1, 1, f"h{n}", 4, 3, "c",
+                                   vector / np.linalg.norm(vector)))  # fmt: skip
+    store.save_images(records, "cap", "clip")
+    approximate = load_vector_index(store)
+    assert approximate.kind == "ivf" and approximate.count == 3000
+    exact = vector_index.empty_index(8)
+    for ids, batch in store.iter_vectors():
+        exact.index.add_with_ids(batch, ids)
+    queries = np.stack([r.vector for r in records[:50]])
+    _, truth = exact.search(queries, 10)
+    _, found = approximate.search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+    assert recall >= 0.95
+    allowed = np.array([5, 6, 7], dtype=np.int64)
+    _, restricted = approximate.search(queries[:1], 3, allowed)
+    assert set(restricted[0]) <= {5, 6, 7}
+    assert save_vector_index(store, approximate)
+    assert load_vector_index(store).kind == "ivf"
