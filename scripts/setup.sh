@@ -15,3 +15,10 @@ pip install -e ".[test]"
 # they go in without dependencies (fairseq's imports are in pyproject.toml).
 have torchaudio || pip install --no-deps "torchaudio==2.11.0"
 have fairseq-fixed || pip install --no-deps --no-build-isolation "fairseq-fixed==0.12.3.1"
+# The search page's browser test drives Debian's chromium (never a browser of playwright's own).
+if [ ! -x /usr/bin/chromium ]; then
+    as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo -n"
+    export DEBIAN_FRONTEND=noninteractive
+    $as_root apt-get update -qq >/dev/null
+    $as_root apt-get install -y -qq chromium >/dev/null
+fi

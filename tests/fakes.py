@@ -42,3 +42,35 @@ def fake_models(clip_name: str = "fake-clip", dim: int = 48) -> ModelSet:
     captioner, embedder = FakeCaptioner(), FakeEmbedder(clip_name, dim)
     return ModelSet("fake-captioner", clip_name, lambda: captioner, lambda: embedder,
                     captioner, embedder)  # fmt: skip
+
+
+class ColourEmbedder:
+    """Pictures by their mean colour, texts by the colour they name (tests/photos.COLOURS):
+    a zero-shot tagger with this model knows red from blue, and nothing else."""
+
+    def __init__(self, name: str = "colour-clip") -> None:
+        self.name, self.dim = name, 3
+
+    def embed_images(self, images):
+        rows = [np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0)
+                for image in images]  # fmt: skip
+        vectors = np.stack(rows) + 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def embed_texts(self, texts):
+        from tests.photos import COLOURS
+
+        rows = [next((np.asarray(rgb, np.float32) for name, rgb in COLOURS.items()
+                      if name in text), np.ones(3, np.float32)) for text in texts]  # fmt: skip
+        vectors = np.stack(rows) + 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def tiny_clip_models(clip_spec: str) -> ModelSet:
+    """FakeCaptioner with the real (tiny) CLIP at `clip_spec`: an index the CLI commands can
+    open with the CLIP model it records, built in-process without loading OFA."""
+    from indexer.embed import ClipEmbedder
+
+    captioner = FakeCaptioner()
+    return ModelSet("fake-captioner", clip_spec, lambda: captioner,
+                    lambda: ClipEmbedder(clip_spec, "cpu"))  # fmt: skip

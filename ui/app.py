@@ -1,0 +1,435 @@
+"""The search page: `indexer ui` (or `streamlit run ui/app.py`) over the index in $INDEXER_HOME.
+
+Layout: the sidebar holds search by example (an upload), the result settings and the
+filters; the main column holds the query box, then the results grid or one photo's details.
+
+Views: `views()` lists the app's pages (st.navigation); "Search" is the only one so far. A
+new view is a function of the page's `make_engine` that shows its page; it is added to that
+list, and `open_index()` gives it the same shared engine and models.
+
+The URL carries the search. Every setting is a widget bound to the query parameter named by
+its key (`bind="query-params"`): q, k, sort, rerank, top, rejected, folder, from, to, orient.
+A value a widget cannot take is ignored, and a default value is left out of the URL. Two
+states are not widgets and go through st.query_params: `like=ID` (photos like that one) and
+`photo=ID` (the detail view). An uploaded example is not part of the URL.
+
+Safety: photos are shown by index id only, through thumbnails made from the path in the
+index row; the folder filter only offers the index's folders and is a condition on indexed
+paths. Nothing a URL or a query says is ever opened as a file.
+
+Models load once per server (st.cache_resource). Test seam: `main(make_engine=...)` takes a
+function (settings, rerank) -> SearchEngine in place of `search.cli.make_engine`, so tests
+can run the page on fake or tiny models (AppTest.from_function).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import streamlit as st
+
+from indexer.config import Settings, load_settings
+from indexer.decode import DecodeError, content_hash, decode_image
+from indexer.errors import IndexerError, ModelUnavailable
+from indexer.store import DB_NAME, IndexStore, fs_path_of
+from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE, ThumbnailError, thumbnail
+from search.engine import SORTS, Hit, SearchEngine, SearchResult, sort_hits
+from search.filters import ORIENTATIONS, Filters
+
+BIND = "query-params"
+COLUMNS = 4
+DEFAULT_K, MAX_K = 12, 200
+DEFAULT_TOP, MAX_TOP = 10, 100
+EARLIEST, LATEST = date(1826, 1, 1), date(2199, 12, 31)
+EXAMPLE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"]
+VERDICT_COLOURS = {"yes": "green", "maybe": "orange", "no": "red"}
+MakeEngine = Callable[[Settings, bool], SearchEngine]
+
+
+# --- the shared index: one engine per server ------------------------------------------
+
+
+@dataclass
+class Library:
+    """One open index shared by every session of the server: the engine, whose models load
+    once, and a lock, since its database connection and models serve one thread at a time."""
+
+    engine: SearchEngine
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    reranker_ready: bool = False
+    folders: tuple[tuple[int, int], list[str]] | None = None  # (version, count), folders
+
+
+@st.cache_resource(show_spinner="Loading the CLIP model (once per server)…")
+def _open_library(key: str, _settings: Settings, _make_engine: MakeEngine) -> Library:
+    """The engine for one index and models; `key` names the settings and `_make_engine`."""
+    engine = _make_engine(_settings, True)
+    try:
+        _ = engine.embedder  # load CLIP now, under the spinner
+    except BaseException:
+        engine.close()
+        raise
+    return Library(engine)
+
+
+def open_index(make_engine: MakeEngine) -> Library | None:
+    """The shared library for the configured index, or None after saying why there is none."""
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        st.error(str(error))
+        return None
+    index_dir = Path(settings.index_dir)
+    if not (index_dir / DB_NAME).is_file():
+        st.info(f"No index yet in `{index_dir}`. Build one from a folder of photos with:")
+        st.code(f"indexer build ~/Pictures --index {shlex.quote(str(index_dir))}", language="bash")
+        return None
+    try:
+        store = IndexStore.open(index_dir)
+        try:  # an index rebuilt with another CLIP model needs a new engine
+            clip_model = store.models()["clip_model"]
+        finally:
+            store.close()
+        key = f"{settings!r} {clip_model} {make_engine.__module__}.{make_engine.__qualname__}"
+        return _open_library(key, settings, make_engine)
+    except IndexerError as error:  # empty, damaged, CLIP model not available...
+        st.error(str(error))
+        return None
+
+
+def load_reranker(library: Library) -> None:
+    """Load the reranker on the first search that asks for it, with a spinner."""
+    if not library.reranker_ready:
+        with library.lock, st.spinner("Loading the reranker (once per server)…"):
+            _ = library.engine.reranker
+            library.reranker_ready = True
+
+
+def index_folders(library: Library) -> list[str]:
+    """The folders of the indexed photos and their parents down to the common root."""
+    store = library.engine.store
+    with library.lock:
+        version = (store.vectors_version(), store.count_images())
+        if library.folders and library.folders[0] == version:
+            return library.folders[1]
+        parents = {os.path.dirname(path) for (path,) in store.db.execute("SELECT path FROM images")}
+    folders = set()
+    root = os.path.commonpath(parents) if parents else ""
+    for parent in parents:
+        while len(parent) > len(root):
+            folders.add(parent)
+            parent = os.path.dirname(parent)
+    library.folders = version, sorted(folders | ({root} if root else set()))
+    return library.folders[1]
+
+
+# --- what this run asks for -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """A search as the widgets, the URL and an upload ask for it."""
+
+    query: str
+    k: int
+    rerank: bool
+    top: int
+    rejected: bool
+    filters: Filters
+    sort: str
+    like: int | None = None
+    example_key: str | None = None  # the upload's content hash
+    example: bytes | None = field(default=None, compare=False, repr=False)
+
+    def empty(self) -> bool:
+        return not (self.query or self.like is not None or self.example is not None)
+
+
+def id_param(name: str) -> int | None:
+    """A photo id from the URL; anything else is dropped with a warning."""
+    value = st.query_params.get(name)
+    if value is None:
+        return None
+    if re.fullmatch(r"\d{1,18}", value):
+        return int(value)
+    st.warning(f"Ignored the URL parameter {name}={escape(repr(value))}: not a photo id.")
+    del st.query_params[name]
+    return None
+
+
+def leave(*names: str) -> None:
+    """Drop non-widget states from the URL (a callback)."""
+    for name in names:
+        st.query_params.pop(name, None)
+
+
+def more_like_this(image_id: int) -> None:
+    leave("photo")
+    st.query_params["like"] = str(image_id)
+
+
+def open_photo(image_id: int) -> None:
+    st.query_params["photo"] = str(image_id)
+
+
+def controls(library: Library) -> Request:
+    """The query box and the sidebar's settings and filters, bound to the URL."""
+    query = st.text_input("What should the photos show?", key="q", bind=BIND,
+                          placeholder="a dog running on the beach",
+                          on_change=leave, args=("like", "photo"))  # fmt: skip
+    with st.sidebar:
+        st.subheader("Search by example")
+        upload = st.file_uploader("A photo to find similar ones", type=EXAMPLE_TYPES,
+                                  key="example", on_change=leave, args=("like", "photo"))
+        st.subheader("Results")
+        k = st.number_input("Number of results", 1, MAX_K, DEFAULT_K, key="k", bind=BIND)
+        sort = st.segmented_control("Sort", SORTS, default=SORTS[0], required=True, key="sort",
+                                    bind=BIND, help="Date: newest first, among relevant hits.")
+        rerank = st.toggle("Rerank", True, key="rerank", bind=BIND,
+                           help="Judge the top hits with OFA visual entailment.")  # fmt: skip
+        top = st.number_input("How many to rerank", 1, MAX_TOP, DEFAULT_TOP, key="top",
+                              bind=BIND, disabled=not rerank)  # fmt: skip
+        rejected = st.toggle("Show rejected", False, key="rejected", bind=BIND,
+                             help="Also show the hits the reranker judged a clear no.")  # fmt: skip
+        st.subheader("Filters")
+        folder = st.selectbox("Folder", ["", *index_folders(library)], key="folder", bind=BIND,
+                              format_func=lambda f: f or "All folders")  # fmt: skip
+        taken_from = st.date_input("Taken from", None, EARLIEST, LATEST, key="from", bind=BIND,
+                                   format="YYYY-MM-DD")  # fmt: skip
+        taken_to = st.date_input("Taken until", None, EARLIEST, LATEST, key="to", bind=BIND,
+                                 format="YYYY-MM-DD")  # fmt: skip
+        orientation = st.selectbox("Orientation", ["any", *ORIENTATIONS], key="orient", bind=BIND)
+        with library.lock:
+            count = library.engine.store.count_images()
+        st.caption(f"Index `{library.engine.store.index_dir}`: {count} photos.")
+    filters = Filters(folder=folder or None,
+                      taken_from=taken_from.isoformat() if taken_from else None,
+                      taken_to=taken_to.isoformat() if taken_to else None,
+                      orientation=None if orientation == "any" else orientation)  # fmt: skip
+    example = upload.getvalue() if upload is not None else None
+    return Request(" ".join(query.split()), int(k), rerank, int(top), rejected, filters, sort,
+                   like=id_param("like"), example=example,
+                   example_key=content_hash(example) if example is not None else None)  # fmt: skip
+
+
+# --- answering ------------------------------------------------------------------------
+
+
+def answer(library: Library, request: Request) -> SearchResult | None:
+    """The result for the request (kept for the session until the request or the index
+    changes), or None after showing why there is none."""
+    with library.lock:
+        key = (request, library.engine.store.vectors_version())
+    kept = st.session_state.get("search_answer")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    try:
+        if request.rerank and request.like is None and request.example is None:
+            load_reranker(library)
+        with st.spinner("Searching…"), library.lock:
+            result = ask(library.engine, request)
+    except DecodeError as error:
+        st.warning(f"The uploaded file cannot be used: {escape(str(error))}.")
+        return None
+    except IndexerError as error:
+        st.error(str(error))
+        if isinstance(error, ModelUnavailable) and request.rerank:
+            st.caption("Turn off “Rerank” in the sidebar to search without it.")
+        return None
+    st.session_state["search_answer"] = (key, result)
+    return result
+
+
+def ask(engine: SearchEngine, request: Request) -> SearchResult:
+    """Run the request: more like a photo, then like the upload, else the text query."""
+    if request.like is None and request.example is None:
+        return engine.search(request.query, k=request.k, rerank=request.rerank,
+                             rerank_top=request.top, show_rejected=request.rejected,
+                             filters=request.filters, sort=request.sort)  # fmt: skip
+    if request.like is not None:
+        result = engine.similar(image_id=request.like, k=request.k, filters=request.filters)
+    else:
+        picture = decode_image(request.example).image
+        result = engine.similar(picture=picture, k=request.k, filters=request.filters)
+    result.hits = sort_hits(result.hits, request.sort)
+    return result
+
+
+# --- showing --------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Text shown literally inside Markdown (captions and paths are not Markdown)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
+
+
+def show_picture(library: Library, image_id: int, size: int) -> None:
+    """A cached thumbnail of an indexed photo, by id."""
+    try:
+        with library.lock:
+            path = thumbnail(library.engine.store, image_id, size)
+    except ThumbnailError as error:
+        st.caption(f"Picture unavailable: {escape(str(error))}")
+        return
+    st.image(str(path), width="stretch")
+
+
+def badge(hit: Hit, similar: bool) -> str:
+    """The verdict badge and score of a result card."""
+    if similar:  # the score is CLIP image-to-image similarity
+        return f":blue-badge[similar] similarity {hit.score:.3f}"
+    if hit.verdict is None:
+        return f":gray-badge[not reranked] score {hit.score:.3f}"
+    label = f"{hit.verdict} · rejected" if hit.rejected else hit.verdict
+    return f":{VERDICT_COLOURS[hit.verdict]}-badge[{label}] score {hit.score:.3f}"
+
+
+def heading(library: Library, request: Request, result: SearchResult) -> None:
+    """What the results are: like a photo, like the upload, or for a query."""
+    count = f"{len(result.hits)} photo{'s' if len(result.hits) != 1 else ''}"
+    if request.like is not None:
+        left, right = st.columns([1, 5])
+        with left:
+            show_picture(library, request.like, GRID_SIZE)
+        right.markdown(f"**{count} like photo #{request.like}**")
+        right.button("Back to the search", key="unlike", on_click=leave, args=("like",))
+    elif request.example is not None:
+        st.markdown(f"**{count} like the uploaded picture** (remove it in the sidebar to go back)")
+    else:
+        parts = [f"**{count} for “{escape(result.query)}”**"]
+        if result.reranked:
+            parts.append(f"the top {request.top} reranked")
+        if result.rejected and not request.rejected:
+            parts.append(f"{result.rejected} rejected by the reranker and hidden")
+        st.markdown(" · ".join(parts))
+    for notice in result.notices:
+        st.caption(f"Note: {escape(notice)}")
+
+
+def nothing_matches(result: SearchResult) -> str:
+    message = "Nothing matches."
+    if result.rejected:
+        plural = "s" if result.rejected != 1 else ""
+        message += (f" The reranker rejected {result.rejected} candidate{plural}; "
+                    "turn on “Show rejected” to see them.")
+    return message
+
+
+def results_grid(library: Library, hits: list[Hit], similar: bool) -> None:
+    """Thumbnails with verdict, score and caption, COLUMNS to a row."""
+    for start in range(0, len(hits), COLUMNS):
+        for column, hit in zip(st.columns(COLUMNS), hits[start : start + COLUMNS], strict=False):
+            with column.container(border=True):
+                show_picture(library, hit.id, GRID_SIZE)
+                st.markdown(badge(hit, similar))
+                st.caption(escape(hit.caption) or "(no caption)")
+                left, right = st.columns([2, 3])
+                left.button("Details", key=f"details-{hit.id}", type="tertiary",
+                            on_click=open_photo, args=(hit.id,))  # fmt: skip
+                right.button("More like this", key=f"like-{hit.id}", type="tertiary",
+                             on_click=more_like_this, args=(hit.id,))  # fmt: skip
+
+
+def file_size(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    return f"{size / 1e3:.0f} KB" if size < 1_000_000 else f"{size / 1e6:.1f} MB"
+
+
+def score_table(hit: Hit) -> str:
+    rows = [("score", f"{hit.score:.3f}")]
+    if hit.verdict is not None:
+        verdict = (f"{hit.verdict}{' (rejected)' if hit.rejected else ''}: P(yes) {hit.p_yes:.3f}, "
+                   f"P(no) {hit.p_no:.3f}, P(maybe) {hit.p_maybe:.3f}")  # fmt: skip
+        rows.append(("entailment", verdict))
+    rank = f", rank {hit.vector_rank}" if hit.vector_rank else ", not in CLIP's nearest"
+    rows.append(("CLIP similarity", f"{hit.clip_score:.3f}{rank}"))
+    rows.append(("caption words", f"rank {hit.caption_rank}" if hit.caption_rank else "no match"))
+    rows.append(("fused score", f"{hit.fused_score:.4f}"))
+    lines = [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join([lines[0], "| --- | --- |", *lines[1:]])
+
+
+def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
+    """One photo: larger picture, path, caption, size, date, scores and why it matched."""
+    st.button("← Back to the results", key="back", on_click=leave, args=("photo",))
+    with library.lock:
+        row = library.engine.store.image(photo_id)
+    if row is None:
+        st.error(f"no photo with id {photo_id} in the index")
+        return
+    path = fs_path_of(row)
+    picture, facts = st.columns([3, 2])
+    with picture:
+        show_picture(library, photo_id, DETAIL_SIZE)
+    with facts:
+        st.subheader(escape(os.path.basename(path)))
+        st.markdown(escape(row["caption"] or "(no caption)"))
+        st.code(path, language=None)
+        source = "taken (EXIF)" if row["taken_at"] else "file time"
+        when = (row["date"] or "unknown").replace("T", " ")
+        st.markdown(f"{row['width']} × {row['height']} pixels · {file_size(row['size'])}  \n"
+                    f"{source}: {when}")
+        hit = next((h for h in hits if h.id == photo_id), None)
+        if hit is None:
+            st.caption("Open this photo from a search to see its scores.")
+        else:
+            st.markdown(score_table(hit))
+            st.markdown(f"**Why it matched:** {escape(hit.why)}")
+        st.button("More like this", key="detail-like", on_click=more_like_this, args=(photo_id,))
+
+
+def search_view(make_engine: MakeEngine) -> None:
+    """The Search page."""
+    library = open_index(make_engine)
+    if library is None:
+        return
+    request = controls(library)
+    photo = id_param("photo")
+    result = None if request.empty() else answer(library, request)
+    if photo is not None:
+        detail_view(library, photo, result.hits if result else [])
+    elif request.empty():
+        st.caption("Type what the photos should show, or search by example in the sidebar.")
+    elif result is not None:
+        heading(library, request, result)
+        if result.hits:
+            similar = request.like is not None or request.example is not None
+            results_grid(library, result.hits, similar)
+        else:
+            st.info(nothing_matches(result))
+
+
+# --- the app --------------------------------------------------------------------------
+
+
+def views(make_engine: MakeEngine) -> list:
+    """The app's pages; the first is the default one, at `/`."""
+
+    def search() -> None:
+        search_view(make_engine)
+
+    return [st.Page(search, title="Search", icon=":material/search:", url_path="search",
+                    default=True)]  # fmt: skip
+
+
+def main(make_engine: MakeEngine | None = None) -> None:
+    """Run the app; `make_engine` replaces `search.cli.make_engine` (tests)."""
+    from indexer.cli import quiet_model_logs
+    from search.cli import make_engine as real_engine
+
+    quiet_model_logs()
+    st.set_page_config(page_title="Photo search", page_icon=":material/photo_library:",
+                       layout="wide")  # fmt: skip
+    st.navigation(views(make_engine or real_engine)).run()
+
+
+if __name__ == "__main__":
+    main()
