@@ -133,15 +133,20 @@ def audit_pairs(
     reranker: Reranker,
     store: IndexStore | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    only_indexed: bool = False,
 ) -> AuditReport:
     """Judge every row that has no error yet (a missing or undecodable file becomes one),
     and return them all in report order. `store` supplies the stored captions; without it
-    captions are left empty."""
+    captions are left empty. With `only_indexed` (a server, say, that must read nothing but
+    the index's photos), a path that is not an indexed photo of `store` is not opened: its
+    row gets the error "not in the index"."""
+    if only_indexed and store is None:
+        raise ValueError("only_indexed needs the index's store")
     report = on_progress or (lambda progress: None)
     rows = list(rows)
     report(Progress(0, len(rows)))
     for start in range(0, len(rows), _BATCH):
-        _judge_batch(rows[start : start + _BATCH], reranker, store)
+        _judge_batch(rows[start : start + _BATCH], reranker, store, only_indexed)
         report(Progress(min(start + _BATCH, len(rows)), len(rows)))
     notices = [] if store else ["no index: stored captions are left empty"]
     return AuditReport(sort_report(rows), reranker.name, notices)
@@ -165,10 +170,14 @@ def sort_report(rows: Sequence[AuditRow]) -> list[AuditRow]:
     return failed + judged
 
 
-def _judge_batch(rows: list[AuditRow], reranker: Reranker, store: IndexStore | None) -> None:
+def _judge_batch(
+    rows: list[AuditRow], reranker: Reranker, store: IndexStore | None, only_indexed: bool
+) -> None:
     by_text: dict[str, list[tuple[AuditRow, object]]] = {}
     for row in rows:
-        if row.path:  # even rows with empty text get their caption and file checked
+        if row.path and only_indexed and not _indexed(row.path, store):
+            _fail(row, "not in the index")
+        elif row.path:  # even rows with empty text get their caption and file checked
             picture = _load(row, store)
             if picture is not None and not row.error:
                 by_text.setdefault(row.text, []).append((row, picture))
@@ -197,6 +206,11 @@ def _load(row: AuditRow, store: IndexStore | None):
         return decode_image(data).image
     except DecodeError as error:
         return _fail(row, str(error))
+
+
+def _indexed(path: str, store: IndexStore) -> bool:
+    found = store.db.execute("SELECT 1 FROM images WHERE path = ?", [db_path_of(path)[0]])
+    return found.fetchone() is not None
 
 
 def _fail(row: AuditRow, reason: str) -> None:

@@ -1,47 +1,58 @@
 """The search page: `indexer ui` (or `streamlit run ui/app.py`) over the index in $INDEXER_HOME.
 
-Layout: the sidebar holds search by example (an upload), the result settings and the
+Views: `views()` lists the app's pages (st.navigation, at the top): "Search" (this module),
+"Duplicates" and "Audit" (ui/views_curation.py). A view is a function of the page's
+`make_engine` that shows its page; `ui.shared.open_index()` gives every view the same shared
+engine and models, and `ui.shared.show_picture()` shows an indexed photo by id.
+
+Search layout: the sidebar holds search by example (an upload), the result settings and the
 filters; the main column holds the query box, then the results grid or one photo's details.
 
-Views: `views()` lists the app's pages (st.navigation); "Search" is the only one so far. A
-new view is a function of the page's `make_engine` that shows its page; it is added to that
-list, and `open_index()` gives it the same shared engine and models.
-
 The URL carries the search. Every setting is a widget bound to the query parameter named by
-its key (`bind="query-params"`): q, k, sort, rerank, top, rejected, folder, from, to, orient.
-A value a widget cannot take is ignored, and a default value is left out of the URL. Two
-states are not widgets and go through st.query_params: `like=ID` (photos like that one) and
-`photo=ID` (the detail view). An uploaded example is not part of the URL.
+its key (`bind="query-params"`): q, k, sort, rerank, top, rejected, folder, from, to, orient,
+tag (repeated: `tag=beach&tag=food`). A value a widget cannot take is ignored, and a default
+value is left out of the URL. Two states are not widgets and go through st.query_params:
+`like=ID` (photos like that one) and `photo=ID` (the detail view). An uploaded example is not
+part of the URL.
 
 Safety: photos are shown by index id only, through thumbnails made from the path in the
 index row; the folder filter only offers the index's folders and is a condition on indexed
-paths. Nothing a URL or a query says is ever opened as a file.
+paths, the tag filter only the index's tags. Nothing a URL or a query says is ever opened as
+a file.
 
 Models load once per server (st.cache_resource). Test seam: `main(make_engine=...)` takes a
 function (settings, rerank) -> SearchEngine in place of `search.cli.make_engine`, so tests
-can run the page on fake or tiny models (AppTest.from_function).
+can run the page on fake or tiny models (AppTest.from_function); the engine's reranker is
+also the one the Audit view uses.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import streamlit as st
 
-from indexer.config import Settings, load_settings
 from indexer.decode import DecodeError, content_hash, decode_image
 from indexer.errors import IndexerError, ModelUnavailable
-from indexer.store import DB_NAME, IndexStore, fs_path_of
-from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE, ThumbnailError, thumbnail
+from indexer.store import fs_path_of
+from indexer.tags import tag_counts
+from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE
 from search.engine import SORTS, Hit, SearchEngine, SearchResult, sort_hits
 from search.filters import ORIENTATIONS, Filters
+from ui.shared import (
+    Library,
+    MakeEngine,
+    escape,
+    file_size,
+    index_folders,
+    load_reranker,
+    open_index,
+    show_picture,
+)
+from ui.views_curation import audit_view, duplicates_view
 
 BIND = "query-params"
 COLUMNS = 4
@@ -50,84 +61,7 @@ DEFAULT_TOP, MAX_TOP = 10, 100
 EARLIEST, LATEST = date(1826, 1, 1), date(2199, 12, 31)
 EXAMPLE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"]
 VERDICT_COLOURS = {"yes": "green", "maybe": "orange", "no": "red"}
-MakeEngine = Callable[[Settings, bool], SearchEngine]
-
-
-# --- the shared index: one engine per server ------------------------------------------
-
-
-@dataclass
-class Library:
-    """One open index shared by every session of the server: the engine, whose models load
-    once, and a lock, since its database connection and models serve one thread at a time."""
-
-    engine: SearchEngine
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    reranker_ready: bool = False
-    folders: tuple[tuple[int, int], list[str]] | None = None  # (version, count), folders
-
-
-@st.cache_resource(show_spinner="Loading the CLIP model (once per server)…")
-def _open_library(key: str, _settings: Settings, _make_engine: MakeEngine) -> Library:
-    """The engine for one index and models; `key` names the settings and `_make_engine`."""
-    engine = _make_engine(_settings, True)
-    try:
-        _ = engine.embedder  # load CLIP now, under the spinner
-    except BaseException:
-        engine.close()
-        raise
-    return Library(engine)
-
-
-def open_index(make_engine: MakeEngine) -> Library | None:
-    """The shared library for the configured index, or None after saying why there is none."""
-    try:
-        settings = load_settings()
-    except ValueError as error:
-        st.error(str(error))
-        return None
-    index_dir = Path(settings.index_dir)
-    if not (index_dir / DB_NAME).is_file():
-        st.info(f"No index yet in `{index_dir}`. Build one from a folder of photos with:")
-        st.code(f"indexer build ~/Pictures --index {shlex.quote(str(index_dir))}", language="bash")
-        return None
-    try:
-        store = IndexStore.open(index_dir)
-        try:  # an index rebuilt with another CLIP model needs a new engine
-            clip_model = store.models()["clip_model"]
-        finally:
-            store.close()
-        key = f"{settings!r} {clip_model} {make_engine.__module__}.{make_engine.__qualname__}"
-        return _open_library(key, settings, make_engine)
-    except IndexerError as error:  # empty, damaged, CLIP model not available...
-        st.error(str(error))
-        return None
-
-
-def load_reranker(library: Library) -> None:
-    """Load the reranker on the first search that asks for it, with a spinner."""
-    if not library.reranker_ready:
-        with library.lock, st.spinner("Loading the reranker (once per server)…"):
-            _ = library.engine.reranker
-            library.reranker_ready = True
-
-
-def index_folders(library: Library) -> list[str]:
-    """The folders of the indexed photos and their parents down to the common root."""
-    store = library.engine.store
-    with library.lock:
-        version = (store.vectors_version(), store.count_images())
-        if library.folders and library.folders[0] == version:
-            return library.folders[1]
-        parents = {os.path.dirname(path) for (path,) in store.db.execute("SELECT path FROM images")}
-    folders = set()
-    root = os.path.commonpath(parents) if parents else ""
-    for parent in parents:
-        while len(parent) > len(root):
-            folders.add(parent)
-            parent = os.path.dirname(parent)
-    library.folders = version, sorted(folders | ({root} if root else set()))
-    return library.folders[1]
+TAG_HINT = 'No tags yet: tag the photos with `indexer tag --labels "beach,city,food"`.'
 
 
 # --- what this run asks for -----------------------------------------------------------
@@ -206,17 +140,32 @@ def controls(library: Library) -> Request:
         taken_to = st.date_input("Taken until", None, EARLIEST, LATEST, key="to", bind=BIND,
                                  format="YYYY-MM-DD")  # fmt: skip
         orientation = st.selectbox("Orientation", ["any", *ORIENTATIONS], key="orient", bind=BIND)
+        tags = tag_filter(library)
         with library.lock:
             count = library.engine.store.count_images()
         st.caption(f"Index `{library.engine.store.index_dir}`: {count} photos.")
     filters = Filters(folder=folder or None,
                       taken_from=taken_from.isoformat() if taken_from else None,
                       taken_to=taken_to.isoformat() if taken_to else None,
-                      orientation=None if orientation == "any" else orientation)  # fmt: skip
+                      orientation=None if orientation == "any" else orientation,
+                      tags=tuple(tags))  # fmt: skip
     example = upload.getvalue() if upload is not None else None
     return Request(" ".join(query.split()), int(k), rerank, int(top), rejected, filters, sort,
                    like=id_param("like"), example=example,
                    example_key=content_hash(example) if example is not None else None)  # fmt: skip
+
+
+def tag_filter(library: Library) -> list[str]:
+    """A choice of the index's tags (photos must carry all chosen), bound to `tag=` in the URL;
+    disabled, with how to make tags, when the index has none."""
+    with library.lock:
+        counts = tag_counts(library.engine.store)
+    chosen = st.multiselect("Tags", list(counts), key="tag", bind=BIND, disabled=not counts,
+                            placeholder="Any tags" if counts else "No tags yet",
+                            help="Only photos that carry every chosen tag.")  # fmt: skip
+    if not counts:
+        st.caption(TAG_HINT)
+    return chosen
 
 
 # --- answering ------------------------------------------------------------------------
@@ -263,22 +212,6 @@ def ask(engine: SearchEngine, request: Request) -> SearchResult:
 
 
 # --- showing --------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Text shown literally inside Markdown (captions and paths are not Markdown)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
-
-
-def show_picture(library: Library, image_id: int, size: int) -> None:
-    """A cached thumbnail of an indexed photo, by id."""
-    try:
-        with library.lock:
-            path = thumbnail(library.engine.store, image_id, size)
-    except ThumbnailError as error:
-        st.caption(f"Picture unavailable: {escape(str(error))}")
-        return
-    st.image(str(path), width="stretch")
 
 
 def badge(hit: Hit, similar: bool) -> str:
@@ -335,12 +268,6 @@ def results_grid(library: Library, hits: list[Hit], similar: bool) -> None:
                             on_click=open_photo, args=(hit.id,))  # fmt: skip
                 right.button("More like this", key=f"like-{hit.id}", type="tertiary",
                              on_click=more_like_this, args=(hit.id,))  # fmt: skip
-
-
-def file_size(size: int) -> str:
-    if size < 1000:
-        return f"{size} bytes"
-    return f"{size / 1e3:.0f} KB" if size < 1_000_000 else f"{size / 1e6:.1f} MB"
 
 
 def score_table(hit: Hit) -> str:
@@ -416,8 +343,21 @@ def views(make_engine: MakeEngine) -> list:
     def search() -> None:
         search_view(make_engine)
 
-    return [st.Page(search, title="Search", icon=":material/search:", url_path="search",
-                    default=True)]  # fmt: skip
+    search_page = st.Page(search, title="Search", icon=":material/search:", url_path="search",
+                          default=True)  # fmt: skip
+
+    def duplicates() -> None:
+        duplicates_view(make_engine, details=search_page)
+
+    def audit() -> None:
+        audit_view(make_engine)
+
+    return [
+        search_page,
+        st.Page(duplicates, title="Duplicates", icon=":material/content_copy:",
+                url_path="duplicates"),
+        st.Page(audit, title="Audit", icon=":material/fact_check:", url_path="audit"),
+    ]  # fmt: skip
 
 
 def main(make_engine: MakeEngine | None = None) -> None:
@@ -428,7 +368,7 @@ def main(make_engine: MakeEngine | None = None) -> None:
     quiet_model_logs()
     st.set_page_config(page_title="Photo search", page_icon=":material/photo_library:",
                        layout="wide")  # fmt: skip
-    st.navigation(views(make_engine or real_engine)).run()
+    st.navigation(views(make_engine or real_engine), position="top").run()
 
 
 if __name__ == "__main__":
