@@ -196,3 +196,19 @@ def test_cli_text_listing(indexed, tmp_path, monkeypatch):
     assert text[5:7] == ["       text:    a red car", "       caption: a picture of 640x480 pixels"]
     assert "       caption: (not in the index)" in text
     assert text[-1] == "9 rows: 1 yes, 3 no, 1 maybe, 4 errors"
+
+
+def test_only_indexed_never_opens_other_files(indexed, tmp_path):
+    from search.audit import audit_pairs
+
+    store, photos = indexed
+    pairs, _ = write_pairs(tmp_path, photos)
+    rows = read_pairs(pairs)
+    reranker = TextReranker()
+    report = audit_pairs(rows, reranker, store, only_indexed=True)
+    errors = {row.line: row.error for row in report.rows if row.error}
+    # the file outside the index and the copy under a new name are refused unopened
+    assert errors[7] == errors[8] == errors[9] == errors[5] == "not in the index"
+    assert reranker.pictures == 3  # photo_000, 001, 002; photo_003 has no text
+    with pytest.raises(ValueError):
+        audit_pairs(rows, reranker, None, only_indexed=True)
