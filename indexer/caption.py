@@ -7,8 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from .errors import ModelUnavailable
-from .hub import contained_side_effects, modelscope_model_dir, resolve_device
+from .hub import load_modelscope_pipeline
 
 
 @runtime_checkable
@@ -37,27 +36,44 @@ class OfaCaptioner:
     `spec` is a ModelScope model id (fetched through its cache) or a local model folder.
     Weights load through transformers' safe loaders (safetensors, or torch.load with
     weights_only); code shipped with a model runs only with `trust_remote_code`.
+
+    `profile` picks the generation code (see indexer/ofa_speed.py): "exact" (default: an
+    incremental decoder giving the same captions as the unmodified pipeline, several times
+    faster), "fast" (bfloat16 / fewer beams: captions may change) or "plain" (ModelScope's
+    own loop, untouched). If the installed ModelScope is not one the speed-up knows, the
+    plain loop is used and `notice` says so.
     """
 
     def __init__(
-        self, spec: str, device: str = "auto", batch_size: int = 8, trust_remote_code=False
+        self,
+        spec: str,
+        device: str = "auto",
+        batch_size: int = 8,
+        trust_remote_code: bool = False,
+        profile: str = "exact",
     ) -> None:
         self.name = spec
         self.batch_size = batch_size
-        folder = modelscope_model_dir(spec, "caption model", "--caption-model")
-        device = resolve_device(device)
-        try:
-            with contained_side_effects():
-                from modelscope.pipelines import pipeline
-                from modelscope.utils.constant import Tasks
+        self.notice: str | None = None
+        self._pipeline = load_modelscope_pipeline(
+            "image-captioning", spec, "caption model", "--caption-model", device,
+            trust_remote_code,
+        )  # fmt: skip
+        self.profile = self._speed_up(profile)
 
-                self._pipeline = pipeline(Tasks.image_captioning, model=folder, device=device,
-                                          trust_remote_code=trust_remote_code)  # fmt: skip
-        except Exception as error:  # noqa: BLE001  (ModelScope raises many kinds)
-            raise ModelUnavailable(
-                f"caption model {spec!r} could not be loaded from {folder}: "
-                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
-            ) from None
+    def _speed_up(self, profile: str) -> str:
+        from .ofa_speed import PROFILES, OfaSpeedupUnsupported, speed_up_captioning
+
+        if profile == "plain":
+            return profile
+        if profile not in PROFILES:
+            raise ValueError(f"caption profile must be plain or one of {', '.join(PROFILES)}")
+        try:
+            speed_up_captioning(self._pipeline, profile=profile)
+        except OfaSpeedupUnsupported as error:
+            self.notice = f"captions use ModelScope's own, slower generation: {error}"
+            return "plain"
+        return profile
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         """Caption a batch of RGB images."""

@@ -115,10 +115,13 @@ def main() -> None:
               help="Let a folder found empty remove its photos from the index (by default an "
               "empty folder is taken for an unmounted drive).")  # fmt: skip
 @click.option("--trust-remote-code", is_flag=True, default=None, help=TRUST_HELP)
+@click.option("--fast", is_flag=True, default=None,
+              help="Faster captions from reduced precision and fewer beams; they may differ "
+              "from the default's [$INDEXER_PROFILE=fast].")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @one_line_errors
 def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, allow_empty,
-          trust_remote_code, as_json):  # fmt: skip
+          trust_remote_code, fast, as_json):  # fmt: skip
     """Index the photos under PATHS: new and changed files are captioned and embedded,
     moved files keep their data, deleted files leave the index.
 
@@ -132,6 +135,7 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
     settings = settings_from(
         index_dir=index_dir, caption_model=caption_model, clip_model=clip_model,
         device=device, batch_size=batch_size, trust_remote_code=trust_remote_code,
+        profile="fast" if fast else None,
     )  # fmt: skip
     quiet_model_logs()
     with progress_bar(enabled=sys.stderr.isatty() and not as_json) as on_progress:

@@ -22,7 +22,9 @@ ENV_VARS = {
     "batch_size": "INDEXER_BATCH_SIZE",
     "rerank_model": "INDEXER_RERANK_MODEL",
     "trust_remote_code": "INDEXER_TRUST_REMOTE_CODE",
+    "profile": "INDEXER_PROFILE",
 }
+PROFILES = ("default", "fast")
 
 
 def default_index_dir() -> Path:
@@ -43,6 +45,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     rerank_model: str | None = None  # None: chosen by device (see search.rerank)
     trust_remote_code: bool = False  # let a model folder run its own Python code
+    profile: str = "default"  # "fast": reduced precision / fewer beams, captions may change
 
 
 def _convert(name: str, value: object) -> object:
@@ -58,6 +61,8 @@ def _convert(name: str, value: object) -> object:
         return number
     if name == "trust_remote_code":
         return value is True or str(value).lower() in ("1", "true", "yes")
+    if name == "profile" and value not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {value!r}")
     if name == "device" and value not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {value!r}")
     return str(value)

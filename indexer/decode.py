@@ -39,6 +39,23 @@ class DecodedImage:
     width: int
     height: int
     taken_at: str | None = None  # EXIF date taken, ISO 8601 local time, when the file has one
+    clip_image: Image.Image | None = None  # the CLIP model's square input, when asked for
+
+
+def clip_crop(image: Image.Image, size: int) -> Image.Image:
+    """What open_clip's usual preprocessing (torchvision Resize(size) of the shorter side,
+    bicubic, then CenterCrop(size)) makes of a PIL image, done with Pillow alone, so decode
+    workers can do it without importing torch. open_clip then finds the picture already at
+    its size and leaves it as it is: the model sees the same pixels either way."""
+    width, height = image.size
+    if width <= height:
+        new = (size, int(size * height / width))
+    else:
+        new = (int(size * width / height), size)
+    resized = image.resize(new, Image.BICUBIC) if new != image.size else image
+    left = int(round((new[0] - size) / 2.0))
+    top = int(round((new[1] - size) / 2.0))
+    return resized.crop((left, top, left + size, top + size))
 
 
 @cache

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from .decode import DecodedImage, DecodeError
+from .decode import DecodedImage, DecodeError, clip_crop
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 3072
@@ -34,6 +35,7 @@ class DecodeJob:
     key: object
     path: str
     min_side: int = 480
+    clip_size: int | None = None  # also prepare the CLIP input (see decode.clip_crop)
 
 
 def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
@@ -54,7 +56,10 @@ def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
         if job is None:
             return
         try:
-            conn.send(("ok", decode(job.path, job.min_side)))
+            decoded = decode(job.path, job.min_side)
+            if job.clip_size:
+                decoded.clip_image = clip_crop(decoded.image, job.clip_size)
+            conn.send(("ok", decoded))
         except DecodeError as error:
             conn.send(("error", str(error)))
         except MemoryError:
@@ -122,7 +127,8 @@ class DecodePool:
         self.close()
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._context, self.memory_mb, self.decoder)
+        with _importable_main():
+            return _Worker(self._context, self.memory_mb, self.decoder)
 
     def close(self) -> None:
         """Stop every worker."""
@@ -168,6 +174,20 @@ class DecodePool:
             worker.kill()
             self._workers[index] = self._spawn()
             yield job.key, reason
+
+
+@contextlib.contextmanager
+def _importable_main():
+    """Workers re-import the parent's __main__ to unpickle their target; when that is a
+    script piped to Python, a notebook or a Streamlit page, importing it fails or runs it.
+    The workers need nothing from it, so they are started with this module standing in."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = sys.modules[__name__]
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _crash_reason(worker: _Worker) -> str:

@@ -63,10 +63,41 @@ def _check_local_dir(model_name: str) -> None:
             )
 
 
-class ClipEmbedder:
-    """open_clip model loaded with `create_model_and_transforms` from any open_clip spec."""
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
-    def __init__(self, spec: str, device: str = "auto") -> None:
+
+def fast_dtype_available(device: str) -> str | None:
+    """The reduced precision this device runs fast: "fp16" on a GPU, "bf16" on a CPU with
+    AVX-512 BF16 or AMX, else None."""
+    if device == "cuda":
+        return "fp16"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:
+        return None
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
+
+
+def torch_dtype(precision: str, device: str):
+    """The torch dtype for a precision name; "auto" is the fast one the device has, or fp32."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        precision = fast_dtype_available(device) or "fp32"
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class ClipEmbedder:
+    """open_clip model loaded with `create_model_and_transforms` from any open_clip spec.
+
+    `precision` ("fp32", "bf16", "fp16" or "auto") sets the weights' type; vectors always
+    come back as normalised float32.
+    """
+
+    def __init__(self, spec: str, device: str = "auto", precision: str = "fp32") -> None:
         self.name = spec
         model_name, pretrained = open_clip_name(spec)
         _check_local_dir(model_name)
@@ -90,8 +121,10 @@ class ClipEmbedder:
                 "to an open_clip model folder"
             ) from None
         self._torch = torch
-        self.model = model.eval()
+        self.dtype = torch_dtype(precision, self.device)
+        self.model = model.eval().to(self.dtype)
         self.preprocess = preprocess
+        self.crop_size = _plain_crop_size(preprocess)
         with torch.inference_mode():
             probe = self.model.encode_text(self.tokenizer(["a photo"]).to(self.device))
         self.dim = int(probe.shape[-1])
@@ -100,7 +133,8 @@ class ClipEmbedder:
         """Embed RGB images."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self._torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        batch = self._torch.stack([self.preprocess(image) for image in images])
+        batch = batch.to(self.device, self.dtype)
         with self._torch.inference_mode():
             features = self.model.encode_image(batch)
         return normalise(features.float().cpu().numpy())
@@ -113,3 +147,23 @@ class ClipEmbedder:
         with self._torch.inference_mode():
             features = self.model.encode_text(tokens)
         return normalise(features.float().cpu().numpy())
+
+
+def _plain_crop_size(preprocess) -> int | None:
+    """The square size when `preprocess` starts with the usual bicubic Resize(shorter side)
+    and CenterCrop of one size (what `decode.clip_crop` reproduces), else None."""
+    from torchvision import transforms
+
+    steps = getattr(preprocess, "transforms", [])
+    if len(steps) < 2 or not isinstance(steps[0], transforms.Resize):
+        return None
+    resize, crop = steps[0], steps[1]
+    size = resize.size if isinstance(resize.size, int) else None
+    if isinstance(resize.size, (list, tuple)) and len(resize.size) == 1:
+        size = resize.size[0]
+    bicubic = resize.interpolation == transforms.InterpolationMode.BICUBIC
+    if size is None or not bicubic or resize.max_size is not None:
+        return None
+    if not isinstance(crop, transforms.CenterCrop) or tuple(crop.size) != (size, size):
+        return None
+    return size

@@ -64,6 +64,25 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def load_modelscope_pipeline(
+    task: str, spec: str, role: str, flag: str, device: str, trust_remote_code: bool = False
+):
+    """A ModelScope pipeline for `task` ("image-captioning", "visual-entailment") from the
+    model `spec` (hub id or folder); ModelUnavailable with one line when it cannot load."""
+    folder = modelscope_model_dir(spec, role, flag)
+    device = resolve_device(device)
+    try:
+        with contained_side_effects():
+            from modelscope.pipelines import pipeline
+
+            return pipeline(task, model=folder, device=device,
+                            trust_remote_code=trust_remote_code)  # fmt: skip
+    except Exception as error:  # noqa: BLE001  (ModelScope raises many kinds)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = f"{role} {spec!r} could not be loaded from {folder}: {reason}"
+        raise ModelUnavailable(message) from None
+
+
 def modelscope_model_dir(spec: str, role: str, flag: str) -> str:
     """A local folder holding the ModelScope model `spec` (a folder, or a hub id to fetch).
 

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from PIL import Image
 
 from indexer.errors import ModelUnavailable
-from indexer.hub import contained_side_effects, modelscope_model_dir, resolve_device
+from indexer.hub import load_modelscope_pipeline, resolve_device
 
 DEFAULT_RERANK_MODEL_CPU = "damo/ofa_visual-entailment_snli-ve_distilled_v2_en"
 DEFAULT_RERANK_MODEL_GPU = "iic/ofa_visual-entailment_snli-ve_large_en"
@@ -62,20 +62,9 @@ class OfaEntailmentReranker:
     ) -> None:
         self.name = spec
         self.batch_size = max(1, batch_size)
-        folder = modelscope_model_dir(spec, "rerank model", "--rerank-model")
-        device = resolve_device(device)
-        try:
-            with contained_side_effects():
-                from modelscope.pipelines import pipeline
-                from modelscope.utils.constant import Tasks
-
-                self._pipeline = pipeline(Tasks.visual_entailment, model=folder, device=device,
-                                          trust_remote_code=trust_remote_code)  # fmt: skip
-        except Exception as error:  # noqa: BLE001  (ModelScope raises many kinds)
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ModelUnavailable(
-                f"rerank model {spec!r} could not be loaded from {folder}: {reason}"
-            ) from None
+        self._pipeline = load_modelscope_pipeline(
+            "visual-entailment", spec, "rerank model", "--rerank-model", device, trust_remote_code
+        )
         ofa = self._pipeline.model
         self._answers = [ofa.index2ans[i] for i in range(len(ofa.index2ans))]
         missing = set(VERDICTS) - set(self._answers)

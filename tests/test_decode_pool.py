@@ -32,3 +32,24 @@ def test_real_decoder_errors_come_back_as_reasons(tmp_path):
     with DecodePool(workers=1) as pool:
         ((key, reason),) = list(pool.decode([DecodeJob("junk", str(tmp_path / "junk.jpg"))]))
     assert (key, reason) == ("junk", "not an image Pillow recognises")
+
+
+def test_workers_prepare_the_exact_clip_input(tmp_path, tiny_clip):
+    import numpy as np
+
+    from indexer.decode import decode_image
+    from indexer.embed import ClipEmbedder
+
+    embedder = ClipEmbedder(tiny_clip, "cpu")
+    assert embedder.crop_size == 64
+    for n, size in enumerate([(640, 480), (300, 900), (64, 64), (1001, 77)]):
+        scene(n, size).save(tmp_path / f"{n}.png")
+    jobs = [DecodeJob(n, str(tmp_path / f"{n}.png"), clip_size=64) for n in range(4)]
+    with DecodePool(workers=2) as pool:
+        decoded = dict(pool.decode(jobs))
+    for n in range(4):
+        whole = decode_image(str(tmp_path / f"{n}.png")).image
+        prepared = decoded[n].clip_image
+        assert prepared.size == (64, 64)
+        assert np.array_equal(embedder.preprocess(prepared).numpy(),
+                              embedder.preprocess(whole).numpy())  # fmt: skip
