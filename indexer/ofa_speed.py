@@ -411,10 +411,14 @@ class _Speedup:
         self.stats["images"] += len(sample["net_input"]["input_ids"])
         if self.profile == "strict":
             return self._strict(sample)
-        if self.profile == "fast":
-            with torch.no_grad():
-                return self.fast_generator._generate([self.fast_model], sample)
-        return self._guarded(sample)
+        try:
+            if self.profile == "fast":
+                with torch.no_grad():
+                    return self.fast_generator._generate([self.fast_model], sample)
+            return self._guarded(sample)
+        except _FastPathUnavailable:
+            self.stats["passthrough_calls"] += 1
+            return self.original_generate(models, sample, **kwargs)
 
     def _guarded(self, sample: dict) -> list:
         """The exact profile: incremental decoding; images whose outcome rounding could
@@ -566,6 +570,10 @@ def _guarded_search(generator: Any, margin: float, keep: int) -> Any:
     search.keep = keep
     search.reset(1)
     return search
+
+
+class _FastPathUnavailable(RuntimeError):
+    """The incremental decoder met a case it does not handle; the call goes to ModelScope."""
 
 
 class _NearTie(Exception):
@@ -788,7 +796,7 @@ class _IncrementalDecoder:
         heads = dec.num_attention_heads
         nimages, src, _ = encoder_hidden_states.shape
         if rows % nimages:
-            raise RuntimeError("beam rows are not a multiple of the images")
+            raise _FastPathUnavailable("beam rows are not a multiple of the images")
 
         def split(x):  # (nimages, S, d) -> (nimages, heads, S, head_dim)
             return x.view(nimages, src, heads, -1).transpose(1, 2)
@@ -817,7 +825,7 @@ class _IncrementalDecoder:
         groups = state["image"].view(-1, beam)
         kept = groups[:, 0]
         if not bool((groups == kept[:, None]).all()):
-            raise RuntimeError("beam rows of different images were interleaved")
+            raise _FastPathUnavailable("beam rows of different images were interleaved")
         if kept.numel() == state["pos_k"].size(0) and torch.equal(kept, torch.arange(kept.numel())):
             return
         state["cross_kv"] = [(k[kept], v[kept]) for k, v in state["cross_kv"]]
@@ -848,9 +856,9 @@ class _IncrementalDecoder:
         rows, length = input_ids.shape
         step = length - 1
         if code_masks is not None and bool(code_masks.any()):
-            raise RuntimeError("image-code generation is not supported")
+            raise _FastPathUnavailable("image-code generation is not supported")
         if bool(input_ids[:, -1].eq(dec.padding_idx).any()):
-            raise RuntimeError("padding inside a generated prefix is not supported")
+            raise _FastPathUnavailable("padding inside a generated prefix is not supported")
         if not state:
             self._start(state, encoder_hidden_states, encoder_attention_mask, src_pos_embed, rows)
         table_len = max(32, length)
