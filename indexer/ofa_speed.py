@@ -39,8 +39,8 @@ Three profiles (``speed_up_captioning(pipeline, profile=...)``):
     AMX kernels; bf16 without channels_last does not speed the stem up at all) and,
     optionally, a smaller beam (``beam_size``).
 
-In a batched call (``caption_batch`` or ``pipeline(images, batch_size=n)``) the patched
-generator encodes the images one at a time (batched, the encoder's attention tensors
+In a batched call (``pipeline(images, batch_size=n)``, as ``OfaCaptioner.caption`` makes)
+the patched generator encodes the images one at a time (batched, the encoder's attention tensors
 outgrow the cache and it got slower per image) and decodes them together, which shares
 each step's pass over the output projection between all images.
 
@@ -59,7 +59,6 @@ unmodified generator. Not thread-safe (neither is ModelScope's generator).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 CHECKED_MODELSCOPE_VERSIONS = ("1.40.2",)
@@ -133,41 +132,7 @@ def captioning_stats(pipeline: Any) -> dict:
     return dict(state.stats) if state is not None else {}
 
 
-def caption_batch(pipeline: Any, images: Sequence[Any], *, batch_size: int = 8) -> list[str]:
-    """Caption ``images`` (PIL RGB) through the pipeline, ``batch_size`` images per beam search.
-
-    With a patched pipeline (any profile) batching amortises the per-step decoder work
-    (one pass over the 59k x d output projection for all beams of all images); the
-    unmodified pipeline gains nothing from it. Returns one stripped caption per image, in
-    order, whatever shape ModelScope gives back (it returns a bare string for a last chunk
-    of one image). With the ``"exact"`` profile the captions equal one-by-one captions.
-    """
-    images = list(images)
-    if not images:
-        return []
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    captions: list[str] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        if len(chunk) == 1:
-            captions.append(_caption_text(pipeline(chunk[0])))
-            continue
-        outputs = pipeline(chunk, batch_size=len(chunk))
-        captions.extend(_caption_text(out) for out in outputs)
-    return captions
-
-
 # --------------------------------------------------------------------------- internals
-
-
-def _caption_text(output: object) -> str:
-    """The caption from one pipeline output: {'caption': [str]}, {'caption': str} or a str."""
-    if isinstance(output, dict):
-        output = output.get("caption", "")
-    if isinstance(output, (list, tuple)):
-        output = output[0] if output else ""
-    return str(output).strip()
 
 
 def _checked_parts(pipeline: Any, allow_untested_version: bool) -> tuple[Any, Any]:
