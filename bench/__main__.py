@@ -14,6 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
+# as the `indexer` command does (indexer/cli.py): before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
