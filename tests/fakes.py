@@ -74,3 +74,28 @@ def tiny_clip_models(clip_spec: str) -> ModelSet:
     captioner = FakeCaptioner()
     return ModelSet("fake-captioner", clip_spec, lambda: captioner,
                     lambda: ClipEmbedder(clip_spec, "cpu"))  # fmt: skip
+
+
+def _verdicts():
+    from search.rerank import Judgement
+
+    return {"a red car": Judgement(0.05, 0.90, 0.05), "two dogs": Judgement(0.30, 0.50, 0.20),
+            "maybe a tree": Judgement(0.25, 0.25, 0.50)}  # fmt: skip
+
+
+class TextReranker:
+    """Judges by the text alone (`VERDICT_BY_TEXT`, else a clear yes); counts the pictures."""
+
+    name = "text-reranker"
+
+    def __init__(self):
+        self.pictures = 0
+
+    def judge(self, images, text):
+        from search.rerank import Judgement
+
+        self.pictures += len(images)
+        return [VERDICT_BY_TEXT.get(text, Judgement(0.80, 0.10, 0.10)) for _ in images]
+
+
+VERDICT_BY_TEXT = _verdicts()

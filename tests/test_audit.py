@@ -11,29 +11,9 @@ from indexer.build import ModelSet, build_index
 from indexer.errors import IndexerError
 from indexer.store import IndexStore
 from search.audit import audit_csv, parse_pairs, read_pairs, write_report
-from search.rerank import Judgement
 from tests.conftest import run_cli
-from tests.fakes import FakeCaptioner, FakeEmbedder, tiny_clip_models
+from tests.fakes import FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
 from tests.photos import scene, write_photos
-
-VERDICT_BY_TEXT = {
-    "a red car": Judgement(0.05, 0.90, 0.05),
-    "two dogs": Judgement(0.30, 0.50, 0.20),
-    "maybe a tree": Judgement(0.25, 0.25, 0.50),
-}
-
-
-class TextReranker:
-    """Judges by the text alone; counts the pictures it saw."""
-
-    name = "text-reranker"
-
-    def __init__(self):
-        self.pictures = 0
-
-    def judge(self, images, text):
-        self.pictures += len(images)
-        return [VERDICT_BY_TEXT.get(text, Judgement(0.80, 0.10, 0.10)) for _ in images]
 
 
 def write_pairs(folder, photos, header=True):

@@ -26,9 +26,8 @@ from indexer.store import IndexStore
 from indexer.tags import tag_photos
 from search.audit import REPORT_COLUMNS
 from search.engine import SearchEngine
-from search.rerank import Judgement
 from tests.conftest import run_cli
-from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, tiny_clip_models
+from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
 from tests.photos import COLOURS, scene
 from tests.test_duplicates import plant_library
 from tests.test_ui import run_page, shown_ids, text_of
@@ -36,9 +35,6 @@ from tests.test_ui import run_page, shown_ids, text_of
 DAY = 86_400
 EPOCH = 1_600_000_000
 FAKE_MODELS = ModelSet("fake-captioner", "fake-clip", FakeCaptioner, FakeEmbedder)
-VERDICT_BY_TEXT = {"a red car": Judgement(0.05, 0.90, 0.05),
-                   "two dogs": Judgement(0.30, 0.50, 0.20),
-                   "maybe a tree": Judgement(0.25, 0.25, 0.50)}  # fmt: skip
 MAIN = sys.modules["__main__"]  # pytest's, saved before any AppTest run replaces it
 GROUP = r":\w+-badge\[(exact|near|burst)\] (\d+) photos · keep \*\*(.+)\*\*"
 MEMBER = r":\w+-badge\[(keep|also)\] (.+)"
@@ -76,19 +72,6 @@ def downloads(monkeypatch):
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
     return offered
-
-
-class TextReranker:
-    """Judges by the text alone (VERDICT_BY_TEXT, else yes); counts the pictures it saw."""
-
-    name = "text-reranker"
-
-    def __init__(self):
-        self.pictures = 0
-
-    def judge(self, images, text):
-        self.pictures += len(images)
-        return [VERDICT_BY_TEXT.get(text, Judgement(0.80, 0.10, 0.10)) for _ in images]
 
 
 def fake_engine(reranker=None, embedder=FakeEmbedder):
