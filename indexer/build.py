@@ -164,7 +164,7 @@ class _Builder:
         total, done = len(plan.work), 0
         self.on_progress(Progress(0, total))
         known_content = plan.known_hashes()
-        clip_size = getattr(self.models._embedder, "crop_size", None) if plan.work else None
+        clip_size = getattr(self.models.embedder(), "crop_size", None) if plan.work else None
         batches = prepare_batches(plan.work, self.batch_size, known_content.__contains__, pool,
                                   clip_size=clip_size)  # fmt: skip
         for batch in prefetched(batches):
