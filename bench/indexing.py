@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from indexer.build import ModelSet, build_index
+from indexer.build import build_index
 from indexer.decode_pool import DecodeJob, DecodePool
+from indexer.models import ModelSet
 
 from .measure import timed
 

@@ -42,8 +42,8 @@ def load_models(specs: dict, options) -> dict:
 
 def indexing(options, specs: dict, workdir: Path) -> dict:
     """Stage throughput, the straightforward loop and `indexer build`, in one process."""
-    from indexer.build import ModelSet
     from indexer.decode import decode_image
+    from indexer.models import ModelSet
 
     from . import indexing as bench
 
@@ -78,9 +78,10 @@ def indexing(options, specs: dict, workdir: Path) -> dict:
 
 def queries(options, specs: dict, workdir: Path) -> dict:
     """Whole-query latency on an index of the generated photos, with and without rerank."""
-    from indexer.build import ModelSet, build_index
+    from indexer.build import build_index
     from indexer.caption import OfaCaptioner
     from indexer.embed import ClipEmbedder
+    from indexer.models import ModelSet
     from search.engine import SearchEngine
     from search.rerank import OfaEntailmentReranker
 

@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .caption import Captioner
 from .decode import DecodeError, decode_image, perceptual_hash
 from .decode_pool import DecodePool
 from .embed import Embedder
 from .errors import IndexMismatch
+from .lock import WriterLock
+from .models import ModelSet
 from .plan import BuildPlan, make_plan
+from .progress import Progress
 from .scan import scan
 from .stages import Prepared, prefetched, prepare_batches
-from .store import ImageRecord, IndexStore, WriterLock
+from .store import ImageRecord, IndexStore
 from .vector_index import (
     FAISS_NAME,
     VectorIndex,
@@ -33,55 +35,6 @@ from .vector_index import (
     rebuild_from_store,
     save_vector_index,
 )
-
-
-@dataclass
-class ModelSet:
-    """The build's models by name, loaded on first use (tests pass fakes or tiny models)."""
-
-    caption_name: str
-    clip_name: str
-    load_captioner: Callable[[], Captioner]
-    load_embedder: Callable[[], Embedder]
-    _captioner: Captioner | None = field(default=None, repr=False)
-    _embedder: Embedder | None = field(default=None, repr=False)
-
-    def captioner(self) -> Captioner:
-        if self._captioner is None:
-            self._captioner = self.load_captioner()
-        return self._captioner
-
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = self.load_embedder()
-        return self._embedder
-
-
-def models_from_settings(settings) -> ModelSet:
-    """The real OFA captioner and CLIP embedder named by `settings`, loaded lazily."""
-    from .caption import OfaCaptioner
-    from .embed import ClipEmbedder
-
-    return ModelSet(
-        caption_name=settings.caption_model,
-        clip_name=settings.clip_model,
-        load_captioner=lambda: OfaCaptioner(
-            settings.caption_model, settings.device, settings.batch_size,
-            trust_remote_code=settings.trust_remote_code,
-            profile="fast" if settings.profile == "fast" else "exact",
-        ),
-        # reduced precision where the hardware has it: vectors agree with fp32 to a cosine
-        # of 0.9999 (python -m bench), above the 0.99 a default must keep
-        load_embedder=lambda: ClipEmbedder(settings.clip_model, settings.device, "auto"),
-    )
-
-
-@dataclass
-class Progress:
-    """Sent to the progress callback after every batch."""
-
-    done: int
-    total: int
 
 
 @dataclass

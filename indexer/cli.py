@@ -16,10 +16,12 @@ import click
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import IndexerError
-
-INDEX_HELP = "Index folder (default: $INDEXER_HOME, else a per-user data folder)."
-TRUST_HELP = ("Let a model folder run Python code it ships (off by default: weights load "
-              "with safe loaders only) [$INDEXER_TRUST_REMOTE_CODE].")  # fmt: skip
+from .options import (
+    device_option,
+    index_option,
+    json_option,
+    trust_remote_code_option,
+)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -39,7 +41,9 @@ def one_line_errors(command):
             fail(str(error))
         except sqlite3.DatabaseError as error:  # damage found after the index opened
             index_dir = click.get_current_context().params.get("index_dir")
-            db_file = settings_from(index_dir=index_dir).index_dir / "index.db"
+            from .store import DB_NAME
+
+            db_file = settings_from(index_dir=index_dir).index_dir / DB_NAME
             fail(f"index database {db_file} cannot be read ({error}); move it away and run "
                  "`indexer build` again to rebuild the index")  # fmt: skip
         except KeyboardInterrupt:
@@ -106,13 +110,12 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
+@index_option
 @click.option("--caption-model", help="ModelScope OFA caption model id or local folder "
               "[$INDEXER_CAPTION_MODEL].")  # fmt: skip
 @click.option("--clip-model", help="open_clip spec: hf-hub:ORG/REPO, local-dir:/path, a folder, "
               "or ARCH@PRETRAINED [$INDEXER_CLIP_MODEL].")  # fmt: skip
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where the models run [$INDEXER_DEVICE; default auto].")  # fmt: skip
+@device_option
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Images per model batch [$INDEXER_BATCH_SIZE; default 8].")  # fmt: skip
 @click.option("--rebuild", is_flag=True,
@@ -120,11 +123,11 @@ def main() -> None:
 @click.option("--allow-empty", is_flag=True,
               help="Let a folder found empty remove its photos from the index (by default an "
               "empty folder is taken for an unmounted drive).")  # fmt: skip
-@click.option("--trust-remote-code", is_flag=True, default=None, help=TRUST_HELP)
+@trust_remote_code_option
 @click.option("--fast", is_flag=True, default=None,
-              help="Faster captions from reduced precision and fewer beams; they may differ "
-              "from the default's [$INDEXER_PROFILE=fast].")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+              help="Faster captions from reduced precision (bfloat16, channels-last); they "
+              "may differ from the default's [$INDEXER_PROFILE=fast].")  # fmt: skip
+@json_option("Print the run's summary as JSON.")
 @one_line_errors
 def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, allow_empty,
           trust_remote_code, fast, as_json):  # fmt: skip
@@ -135,7 +138,8 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
     Example:
         indexer build ~/Pictures /mnt/photos --batch-size 16
     """
-    from .build import build_index, models_from_settings
+    from .build import build_index
+    from .models import models_from_settings
     from .progress import progress_bar
 
     settings = settings_from(
@@ -166,8 +170,8 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
 
 
 @main.command()
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@index_option
+@json_option()
 @one_line_errors
 def status(index_dir, as_json):
     """Show what is in the index: where it is, counts, models and failed files.

@@ -1,9 +1,19 @@
-"""A terminal progress bar (rich) that the CLI hands to the library as its progress callback."""
+"""Progress reports: what the library sends to a progress callback, and a terminal progress
+bar (rich) that the CLI hands to the library as that callback."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class Progress:
+    """Sent to a progress callback: `done` of `total` items (photos, pairs, files)."""
+
+    done: int
+    total: int
 
 
 @contextmanager

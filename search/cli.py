@@ -6,26 +6,14 @@ import json
 
 import click
 
-from indexer.cli import INDEX_HELP, TRUST_HELP, one_line_errors, quiet_model_logs, settings_from
-
-
-def make_engine(settings, rerank: bool):
-    """A SearchEngine over the settings' index, with the configured reranker."""
-    from .engine import SearchEngine
-    from .rerank import OfaEntailmentReranker, default_rerank_model
-
-    spec = settings.rerank_model or default_rerank_model(settings.device)
-    return SearchEngine(
-        settings.index_dir,
-        load_reranker=(
-            lambda: OfaEntailmentReranker(
-                spec, settings.device, trust_remote_code=settings.trust_remote_code
-            )
-        )
-        if rerank
-        else None,
-        device=settings.device,
-    )
+from indexer.cli import one_line_errors, quiet_model_logs, settings_from
+from indexer.options import (
+    device_option,
+    index_option,
+    json_option,
+    rerank_model_option,
+    trust_remote_code_option,
+)
 
 
 def _day(text: str | None) -> str | None:
@@ -42,17 +30,15 @@ def _day(text: str | None) -> str | None:
 
 @click.command()
 @click.argument("query")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
+@index_option
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Number of results.")  # fmt: skip
 @click.option("--rerank/--no-rerank", default=True, show_default=True,
               help="Judge the top hits with OFA visual entailment.")  # fmt: skip
 @click.option("--rerank-top", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many of the top hits to rerank.")  # fmt: skip
-@click.option("--rerank-model", help="ModelScope OFA visual-entailment model id or folder "
-              "[$INDEXER_RERANK_MODEL; default: distilled on CPU, large on GPU].")  # fmt: skip
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where the models run [$INDEXER_DEVICE; default auto].")  # fmt: skip
+@rerank_model_option
+@device_option
 @click.option("--show-rejected", is_flag=True, help="Also list hits the reranker rejected.")
 @click.option("--folder", type=click.Path(file_okay=False), help="Only photos under this folder.")
 @click.option("--from", "taken_from", metavar="YYYY-MM-DD", help="Taken on or after this day.")
@@ -61,8 +47,8 @@ def _day(text: str | None) -> str | None:
 @click.option("--tag", "tags", multiple=True, help="Only photos with this tag (repeatable).")
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance",
               show_default=True, help="Order of the relevant hits.")  # fmt: skip
-@click.option("--trust-remote-code", is_flag=True, default=None, help=TRUST_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@trust_remote_code_option
+@json_option()
 @one_line_errors
 def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_rejected,
            folder, taken_from, taken_to, orientation, tags, sort, trust_remote_code,
@@ -80,6 +66,7 @@ def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_r
         indexer search "red car" --no-rerank
         indexer search "birthday cake" --folder ~/Pictures/2023 --sort date
     """
+    from .engine import make_engine
     from .filters import Filters
 
     settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device,

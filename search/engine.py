@@ -14,82 +14,46 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
-import numpy as np
 from PIL import Image
 
 from indexer.decode import DecodeError, decode_image
 from indexer.embed import Embedder
 from indexer.errors import IndexerError
+from indexer.lock import build_running
 from indexer.store import IndexStore, fs_path_of
 from indexer.vector_index import VectorIndex, load_vector_index
 
-from .filters import Filters, allowed_ids
+from .filters import Filters
 from .fuse import reciprocal_rank_fusion
-from .rerank import Judgement, Reranker
+from .rerank import Reranker
+from .results import (
+    SORTS,
+    Hit,
+    SearchResult,
+    apply_judgement,
+    explain,
+    order_and_cut,
+    sort_hits,
+)
 from .retrieve import caption_candidates, vector_candidates
 
 DEFAULT_REJECT_THRESHOLD = 0.8
 MIN_POOL = 50
-SORTS = ("relevance", "date")
 
 
 class EmptyQuery(IndexerError):
     """The query has no words."""
 
 
-@dataclass
-class Hit:
-    """One search result and why it is there. `score` is P(yes) for reranked hits and the
-    fusion score otherwise; results come in rank order."""
-
-    id: int
-    path: str
-    caption: str
-    score: float
-    clip_score: float
-    fused_score: float
-    vector_rank: int | None
-    caption_rank: int | None
-    width: int | None = None
-    height: int | None = None
-    date: str | None = None  # date taken (EXIF), else the file's modification time
-    verdict: str | None = None
-    p_yes: float | None = None
-    p_no: float | None = None
-    p_maybe: float | None = None
-    rejected: bool = False
-    why: str = ""
-
-    def as_dict(self) -> dict:
-        """JSON-ready fields; rerank fields only when the hit was reranked."""
-        data = asdict(self)
-        if self.verdict is None:
-            for key in ("verdict", "p_yes", "p_no", "p_maybe", "rejected"):
-                data.pop(key)
-        return data
-
-
-@dataclass
-class SearchResult:
-    """The answer to one query. `rejected` counts reranked hits hidden by the cut-off."""
-
-    query: str
-    hits: list[Hit]
-    reranked: bool
-    rejected: int = 0
-    notices: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        """`{"query", "results", "reranked", "rejected", "notices"}`."""
-        return {
-            "query": self.query,
-            "results": [hit.as_dict() for hit in self.hits],
-            "reranked": self.reranked,
-            "rejected": self.rejected,
-            "notices": self.notices,
-        }
+def empty_index_message(index_dir: str | os.PathLike) -> str:
+    """Why an index without photos cannot answer: a first build is still before its first
+    batch, or no build ever ran."""
+    holder = build_running(index_dir)
+    if holder:
+        return (f"a build of index {index_dir} is running ({holder}) and nothing is indexed "
+                "yet; search again once its first photos are in (`indexer status` counts them)")
+    return f"index {index_dir} is empty; run `indexer build PHOTOS` first"
 
 
 class SearchEngine:
@@ -111,7 +75,7 @@ class SearchEngine:
         self.clip_model = self.store.models()["clip_model"]
         if not self.clip_model or self.store.count_images() == 0:
             self.store.close()
-            raise IndexerError(f"index {index_dir} is empty; run `indexer build PHOTOS` first")
+            raise IndexerError(empty_index_message(index_dir))
         self._load_embedder = load_embedder or (lambda spec: _clip(spec, device))
         self._load_reranker = load_reranker
         self._embedder: Embedder | None = None
@@ -173,7 +137,7 @@ class SearchEngine:
         notices: list[str] = []
         query_vector = self.embedder.embed_texts([query])[0]
         pool = max(MIN_POOL, 5 * max(k, rerank_top))
-        allowed = allowed_ids(self.store, filters)
+        allowed = self.store.ids_where(filters)
         vector_hits = vector_candidates(self.vectors(notices), query_vector, pool, allowed)
         caption_hits = caption_candidates(self.store, query, pool, filters)
         fused = reciprocal_rank_fusion(
@@ -204,17 +168,15 @@ class SearchEngine:
         CLIP image-to-image similarity. The photo itself is not among the hits."""
         notices: list[str] = []
         if image_id is not None:
-            blob = self.store.db.execute("SELECT vector FROM images WHERE id = ?", [image_id])
-            row = blob.fetchone()
-            if row is None:
+            query_vector, label = self.store.vector_of(image_id), f"like #{image_id}"
+            if query_vector is None:
                 raise IndexerError(f"no photo with id {image_id} in the index")
-            query_vector, label = np.frombuffer(row[0], dtype=np.float32), f"like #{image_id}"
         elif picture is not None:
             query_vector = self.embedder.embed_images([picture.convert("RGB")])[0]
             label = "like the uploaded picture"
         else:
             raise ValueError("give an image id or a picture")
-        allowed = allowed_ids(self.store, filters)
+        allowed = self.store.ids_where(filters)
         found = vector_candidates(self.vectors(notices), query_vector, k + 1, allowed)
         found = [(i, score) for i, score in found if i != image_id][:k]
         hits = [self._hit(i, score, {"vector": rank}, dict(found), query_vector)
@@ -231,9 +193,7 @@ class SearchEngine:
             return None
         clip_score = clip_scores.get(image_id)
         if clip_score is None:
-            stored = self.store.db.execute("SELECT vector FROM images WHERE id = ?", [image_id])
-            blob = stored.fetchone()[0]
-            clip_score = float(np.frombuffer(blob, dtype=np.float32) @ query_vector)
+            clip_score = float(self.store.vector_of(image_id) @ query_vector)
         return Hit(
             id=image_id, path=fs_path_of(row), caption=row["caption"] or "",
             score=fused_score, clip_score=clip_score, fused_score=fused_score,
@@ -255,59 +215,25 @@ class SearchEngine:
         return order_and_cut(judged, rest, show_rejected)
 
 
-def sort_hits(hits: list[Hit], sort: str) -> list[Hit]:
-    """Hits in relevance order as given, or newest first for `sort="date"` (stable)."""
-    if sort == "date":
-        return sorted(hits, key=lambda hit: hit.date or "", reverse=True)
-    return hits
-
-
-def apply_judgement(hit: Hit, judgement: Judgement, threshold: float) -> None:
-    """Record the reranker's verdict on a hit, and whether it is rejected."""
-    hit.verdict, hit.p_yes = judgement.verdict, judgement.p_yes
-    hit.p_no, hit.p_maybe = judgement.p_no, judgement.p_maybe
-    hit.score = judgement.p_yes
-    hit.rejected = judgement.verdict == "no" and judgement.p_no >= threshold
-    hit.why = explain(hit)
-
-
-def order_and_cut(judged: list[Hit], rest: list[Hit], show_rejected: bool) -> tuple[list, int]:
-    """Reranked hits by P(yes) (ties by fusion score), then the unjudged rest in fusion order.
-
-    Rejected hits are dropped unless `show_rejected`; when no judged hit is accepted the
-    unjudged rest is dropped too, since it ranked below all of them. Returns (hits, rejected).
-    """
-    judged = sorted(judged, key=lambda h: (-(h.p_yes if h.p_yes is not None else -1),
-                                           -h.fused_score))  # fmt: skip
-    rejected = sum(hit.rejected for hit in judged)
-    accepted = [hit for hit in judged if not hit.rejected]
-    for hit in rest:
-        hit.why = explain(hit)
-    tail = rest if accepted else []
-    return (judged if show_rejected else accepted) + tail, rejected
-
-
-def explain(hit: Hit, note: str | None = None) -> str:
-    """Why a hit is there, in one line."""
-    parts = [f"caption: {hit.caption!r}"]
-    if hit.vector_rank:
-        parts.append(f"CLIP rank {hit.vector_rank} (similarity {hit.clip_score:.3f})")
-    else:
-        parts.append(f"not in CLIP's nearest (similarity {hit.clip_score:.3f})")
-    if hit.caption_rank:
-        parts.append(f"caption words rank {hit.caption_rank}")
-    if hit.verdict is not None:
-        verdict = (f"entailment {hit.verdict} (P(yes) {hit.p_yes:.2f}, P(no) {hit.p_no:.2f}, "
-                   f"P(maybe) {hit.p_maybe:.2f})")  # fmt: skip
-        parts.append(verdict + (", rejected" if hit.rejected else ""))
-    elif note:
-        parts.append(note)
-    else:
-        parts.append("not reranked")
-    return "; ".join(parts)
-
-
 def _clip(spec: str, device: str) -> Embedder:
     from indexer.embed import ClipEmbedder
 
     return ClipEmbedder(spec, device)
+
+
+def make_reranker(settings) -> Reranker:
+    """The OFA visual-entailment reranker the settings name (by default the one for their
+    device), loaded now."""
+    from .rerank import OfaEntailmentReranker, default_rerank_model
+
+    spec = settings.rerank_model or default_rerank_model(settings.device)
+    return OfaEntailmentReranker(spec, settings.device,
+                                 trust_remote_code=settings.trust_remote_code)  # fmt: skip
+
+
+def make_engine(settings, rerank: bool = True) -> SearchEngine:
+    """A SearchEngine over the settings' index, with the configured reranker (loaded on
+    first use) when `rerank`."""
+    return SearchEngine(settings.index_dir,
+                        load_reranker=(lambda: make_reranker(settings)) if rerank else None,
+                        device=settings.device)  # fmt: skip

@@ -51,12 +51,4 @@ def caption_candidates(
     match = caption_query(text)
     if match is None or limit <= 0:
         return []
-    condition, params = (filters or Filters()).where()
-    rows = store.db.execute(
-        "SELECT images_fts.rowid, bm25(images_fts) AS score FROM images_fts "
-        "JOIN images ON images.id = images_fts.rowid "
-        f"WHERE images_fts MATCH ? AND {condition} ORDER BY score LIMIT ?",
-        [match, *params, limit],
-    )
-    # bm25() is lower-is-better and negative; report it as higher-is-better
-    return [(int(rowid), -float(score)) for rowid, score in rows]
+    return store.caption_matches(match, limit, filters)

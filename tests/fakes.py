@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.build import ModelSet
+from indexer.models import ModelSet
 
 
 class FakeCaptioner:

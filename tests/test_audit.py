@@ -7,10 +7,11 @@ import shutil
 
 import pytest
 
-from indexer.build import ModelSet, build_index
+from curate.audit import audit_csv, parse_pairs, read_pairs, write_report
+from indexer.build import build_index
 from indexer.errors import IndexerError
+from indexer.models import ModelSet
 from indexer.store import IndexStore
-from search.audit import audit_csv, parse_pairs, read_pairs, write_report
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
 from tests.photos import scene, write_photos
@@ -161,12 +162,12 @@ def test_cli_text_listing(indexed, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     import search.rerank
-    from search.curate_cli import audit
+    from curate.cli import audit
 
     store, photos = indexed
     pairs, _ = write_pairs(tmp_path, photos)
     monkeypatch.setattr(search.rerank, "OfaEntailmentReranker", lambda spec, device: TextReranker())
-    monkeypatch.setattr("search.curate_cli.quiet_model_logs", lambda: None)  # process-wide
+    monkeypatch.setattr("curate.cli.quiet_model_logs", lambda: None)  # process-wide
     done = CliRunner().invoke(audit, [str(pairs), "--index", str(store.index_dir)])
     assert done.exit_code == 0, done.output
     text = done.stdout.splitlines()
@@ -179,7 +180,7 @@ def test_cli_text_listing(indexed, tmp_path, monkeypatch):
 
 
 def test_only_indexed_never_opens_other_files(indexed, tmp_path):
-    from search.audit import audit_pairs
+    from curate.audit import audit_pairs
 
     store, photos = indexed
     pairs, _ = write_pairs(tmp_path, photos)

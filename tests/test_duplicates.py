@@ -7,8 +7,9 @@ import shutil
 import pytest
 from PIL import Image, ImageDraw
 
-from indexer.build import ModelSet, build_index
-from indexer.duplicates import Thresholds, find_duplicates, keeper_key, phash_distance
+from curate.duplicates import Thresholds, find_duplicates, keeper_key, phash_distance
+from indexer.build import build_index
+from indexer.models import ModelSet
 from indexer.store import IndexStore
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, tiny_clip_models
@@ -152,7 +153,7 @@ def test_helpers():
     assert phash_distance("ffffffffffffffff", "0000000000000000") == 64
     assert phash_distance("00000000000000f0", "0000000000000000") == 4
     assert phash_distance(None, "0000000000000000") is None
-    from indexer.duplicates import Photo
+    from curate.duplicates import Photo
 
     def photo(path, w, h, date, mtime=0):
         return Photo(0, path, "h", None, w, h, date, None, mtime)

@@ -7,11 +7,7 @@ import os
 
 import pytest
 
-from indexer.build import ModelSet, build_index
-from indexer.errors import IndexerError
-from indexer.store import IndexStore
-from search.engine import SearchEngine
-from search.export import (
+from curate.export import (
     export_files,
     select_by_query,
     select_by_tags,
@@ -19,6 +15,11 @@ from search.export import (
     selection_csv,
     write_selection_csv,
 )
+from indexer.build import build_index
+from indexer.errors import IndexerError
+from indexer.models import ModelSet
+from indexer.store import IndexStore
+from search.engine import SearchEngine
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, tiny_clip_models
 from tests.test_duplicates import plant_library
@@ -182,8 +183,8 @@ def test_cli_exports(tmp_path, cli_env, tiny_clip):
 
 
 def test_every_curation_command_has_an_example():
-    from search.curate_cli import audit, duplicates, export
-    from search.curate_cli import tag as tag_command
+    from curate.cli import audit, duplicates, export
+    from curate.cli import tag as tag_command
 
     for command in (duplicates, audit, tag_command, export):
         assert "Example:" in (command.help or ""), command.name

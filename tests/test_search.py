@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from indexer.build import ModelSet, build_index
+from indexer.build import build_index
 from indexer.errors import IndexerError
+from indexer.models import ModelSet
 from search.engine import EmptyQuery, SearchEngine
 from search.rerank import Judgement
 from tests.conftest import run_cli
@@ -207,3 +208,21 @@ def test_more_like_this_and_search_by_example(index):
     assert uploaded.hits[0].id == first.id  # the same picture is its own best match
     with pytest.raises(IndexerError, match="no photo"):
         searcher.similar(image_id=99999)
+
+
+def test_a_search_during_the_first_build_says_a_build_is_running(tmp_path, cli_env):
+    from indexer.lock import WriterLock
+    from indexer.store import IndexStore
+
+    index = tmp_path / "index"
+    with WriterLock(index).held():  # a first build, before its first batch is committed
+        IndexStore.open(index, create=True).close()
+        done = run_cli("search", "a red car", "--index", str(index), env=cli_env, check=False)
+        with pytest.raises(IndexerError, match="is running .* nothing is indexed yet"):
+            SearchEngine(index)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "build of index" in lines[0] and "nothing is indexed yet" in lines[0]
+    assert "run `indexer build" not in lines[0]
+    with pytest.raises(IndexerError, match="is empty; run `indexer build"):
+        SearchEngine(index)  # no build running any more: the plain message

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from indexer.errors import IndexCorrupt, IndexerError, IndexLocked
-from indexer.store import ImageRecord, IndexStore, WriterLock, db_path_of, fs_path_of
+from indexer.lock import WriterLock
+from indexer.store import ImageRecord, IndexStore, db_path_of, fs_path_of
 from indexer.vector_index import FAISS_NAME, load_vector_index, save_vector_index
 
 

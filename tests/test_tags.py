@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.build import ModelSet, build_index
+from curate.tags import label_scores, parse_labels, tag_photos, tagged_photos
+from indexer.build import build_index
 from indexer.errors import IndexerError, IndexMismatch
+from indexer.models import ModelSet
 from indexer.store import IndexStore
-from indexer.tags import label_scores, parse_labels, tag_counts, tag_photos, tagged_photos
 from search.engine import SearchEngine
 from search.filters import Filters
 from tests.conftest import run_cli
@@ -65,7 +66,7 @@ def test_labels_are_stored_scored_and_replaced(colours):
     assert {k for k in after if k[1] == "red"} == {(p, c) for p, c in truth.items() if c == "red"}
     assert {k for k in after if k[1] != "red"} == {k for k in tags if k[1] != "red"}
     assert store.db.execute("SELECT count(*) FROM tags WHERE image_id = 999").fetchone()[0] == 0
-    assert tag_counts(store) == {"green": 2, "red": 2, "blue": 1}
+    assert store.tag_counts() == {"green": 2, "red": 2, "blue": 1}
     listed = tagged_photos(store, ["green"])
     assert {row["path"] for row in listed} == {p for p, c in truth.items() if c == "green"}
     assert tagged_photos(store, ["green", "red"]) == []  # every label must apply
@@ -83,7 +84,7 @@ def test_tags_filter_search_and_go_with_changed_content(colours, tmp_path):
     Image.new("RGB", (64, 48), COLOURS["blue"]).save(red)  # new content: old tags go
     models = ModelSet("fake-captioner", embedder.name, FakeCaptioner, lambda: embedder)
     build_index([tmp_path / "photos"], store.index_dir, models)
-    assert (red, "red") not in stored(store) and tag_counts(store)["red"] == 1
+    assert (red, "red") not in stored(store) and store.tag_counts()["red"] == 1
 
 
 def test_bad_input_is_refused(colours, tmp_path):

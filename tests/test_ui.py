@@ -17,8 +17,9 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from indexer.build import build_index, models_from_settings
+from indexer.build import build_index
 from indexer.config import load_settings
+from indexer.models import models_from_settings
 from indexer.store import IndexStore
 from indexer.thumbnails import GRID_SIZE, ThumbnailError, thumbnail
 from search.engine import SearchEngine
@@ -147,7 +148,7 @@ def test_url_query_runs_the_search_and_shows_the_grid(page_env):
 
 
 def test_models_load_once_per_server(page_env):
-    from search.cli import make_engine as real
+    from search.engine import make_engine as real
 
     made = []
 
@@ -204,6 +205,21 @@ def test_no_index_yet_names_the_command_and_an_empty_one_says_so(tmp_path, monke
     monkeypatch.setenv("INDEXER_HOME", str(tmp_path / "empty"))
     page = run_page(q="a red car")
     assert "is empty; run `indexer build" in page.error[0].value
+
+
+def test_a_first_build_that_has_not_committed_yet_is_named(tmp_path, monkeypatch):
+    from indexer.lock import WriterLock
+
+    for created in (False, True):  # before and after the build made the database
+        index = tmp_path / f"index-{created}"
+        monkeypatch.setenv("INDEXER_HOME", str(index))
+        with WriterLock(index).held():
+            if created:
+                IndexStore.open(index, create=True).close()
+            page = run_page(q="a red car")
+        shown = [*(m.value for m in page.info), *(m.value for m in page.error)]
+        assert any("is running" in text and "nothing is indexed yet" in text
+                   for text in shown), shown
 
 
 def test_detail_view_and_back(page_env):

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build import build_index, models_from_settings
+from indexer.build import build_index
 from indexer.config import load_settings
+from indexer.models import models_from_settings
 from tests.photos import write_photos
 
 CHROMIUM = "/usr/bin/chromium"

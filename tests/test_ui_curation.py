@@ -21,10 +21,11 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from indexer.build import ModelSet, build_index
+from curate.audit import REPORT_COLUMNS
+from curate.tags import tag_photos
+from indexer.build import build_index
+from indexer.models import ModelSet
 from indexer.store import IndexStore
-from indexer.tags import tag_photos
-from search.audit import REPORT_COLUMNS
 from search.engine import SearchEngine
 from tests.conftest import run_cli
 from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
@@ -87,7 +88,7 @@ def fake_engine(reranker=None, embedder=FakeEmbedder):
 def _view(title, make_engine):
     import streamlit as st
 
-    from search.cli import make_engine as real_engine
+    from search.engine import make_engine as real_engine
     from ui.app import views
 
     pages = [page for page in views(make_engine or real_engine) if page.title == title]

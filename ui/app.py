@@ -28,7 +28,6 @@ also the one the Audit view uses.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,16 +36,19 @@ import streamlit as st
 
 from indexer.decode import DecodeError, content_hash, decode_image
 from indexer.errors import IndexerError, ModelUnavailable
-from indexer.store import fs_path_of
-from indexer.tags import tag_counts
-from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE
-from search.engine import SORTS, Hit, SearchEngine, SearchResult, sort_hits
+from indexer.thumbnails import GRID_SIZE
+from search.engine import SORTS, SearchEngine, SearchResult, sort_hits
 from search.filters import ORIENTATIONS, Filters
+from ui.results_view import (
+    detail_view,
+    leave,
+    nothing_matches,
+    results_grid,
+)
 from ui.shared import (
     Library,
     MakeEngine,
     escape,
-    file_size,
     index_folders,
     load_reranker,
     open_index,
@@ -55,12 +57,10 @@ from ui.shared import (
 from ui.views_curation import audit_view, duplicates_view
 
 BIND = "query-params"
-COLUMNS = 4
 DEFAULT_K, MAX_K = 12, 200
 DEFAULT_TOP, MAX_TOP = 10, 100
 EARLIEST, LATEST = date(1826, 1, 1), date(2199, 12, 31)
 EXAMPLE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"]
-VERDICT_COLOURS = {"yes": "green", "maybe": "orange", "no": "red"}
 TAG_HINT = 'No tags yet: tag the photos with `indexer tag --labels "beach,city,food"`.'
 
 
@@ -96,21 +96,6 @@ def id_param(name: str) -> int | None:
     st.warning(f"Ignored the URL parameter {name}={escape(repr(value))}: not a photo id.")
     del st.query_params[name]
     return None
-
-
-def leave(*names: str) -> None:
-    """Drop non-widget states from the URL (a callback)."""
-    for name in names:
-        st.query_params.pop(name, None)
-
-
-def more_like_this(image_id: int) -> None:
-    leave("photo")
-    st.query_params["like"] = str(image_id)
-
-
-def open_photo(image_id: int) -> None:
-    st.query_params["photo"] = str(image_id)
 
 
 def controls(library: Library) -> Request:
@@ -159,7 +144,7 @@ def tag_filter(library: Library) -> list[str]:
     """A choice of the index's tags (photos must carry all chosen), bound to `tag=` in the URL;
     disabled, with how to make tags, when the index has none."""
     with library.lock:
-        counts = tag_counts(library.engine.store)
+        counts = library.engine.store.tag_counts()
     chosen = st.multiselect("Tags", list(counts), key="tag", bind=BIND, disabled=not counts,
                             placeholder="Any tags" if counts else "No tags yet",
                             help="Only photos that carry every chosen tag.")  # fmt: skip
@@ -214,16 +199,6 @@ def ask(engine: SearchEngine, request: Request) -> SearchResult:
 # --- showing --------------------------------------------------------------------------
 
 
-def badge(hit: Hit, similar: bool) -> str:
-    """The verdict badge and score of a result card."""
-    if similar:  # the score is CLIP image-to-image similarity
-        return f":blue-badge[similar] similarity {hit.score:.3f}"
-    if hit.verdict is None:
-        return f":gray-badge[not reranked] score {hit.score:.3f}"
-    label = f"{hit.verdict} · rejected" if hit.rejected else hit.verdict
-    return f":{VERDICT_COLOURS[hit.verdict]}-badge[{label}] score {hit.score:.3f}"
-
-
 def heading(library: Library, request: Request, result: SearchResult) -> None:
     """What the results are: like a photo, like the upload, or for a query."""
     count = f"{len(result.hits)} photo{'s' if len(result.hits) != 1 else ''}"
@@ -244,73 +219,6 @@ def heading(library: Library, request: Request, result: SearchResult) -> None:
         st.markdown(" · ".join(parts))
     for notice in result.notices:
         st.caption(f"Note: {escape(notice)}")
-
-
-def nothing_matches(result: SearchResult) -> str:
-    message = "Nothing matches."
-    if result.rejected:
-        plural = "s" if result.rejected != 1 else ""
-        message += (f" The reranker rejected {result.rejected} candidate{plural}; "
-                    "turn on “Show rejected” to see them.")
-    return message
-
-
-def results_grid(library: Library, hits: list[Hit], similar: bool) -> None:
-    """Thumbnails with verdict, score and caption, COLUMNS to a row."""
-    for start in range(0, len(hits), COLUMNS):
-        for column, hit in zip(st.columns(COLUMNS), hits[start : start + COLUMNS], strict=False):
-            with column.container(border=True):
-                show_picture(library, hit.id, GRID_SIZE)
-                st.markdown(badge(hit, similar))
-                st.caption(escape(hit.caption) or "(no caption)")
-                left, right = st.columns([2, 3])
-                left.button("Details", key=f"details-{hit.id}", type="tertiary",
-                            on_click=open_photo, args=(hit.id,))  # fmt: skip
-                right.button("More like this", key=f"like-{hit.id}", type="tertiary",
-                             on_click=more_like_this, args=(hit.id,))  # fmt: skip
-
-
-def score_table(hit: Hit) -> str:
-    rows = [("score", f"{hit.score:.3f}")]
-    if hit.verdict is not None:
-        verdict = (f"{hit.verdict}{' (rejected)' if hit.rejected else ''}: P(yes) {hit.p_yes:.3f}, "
-                   f"P(no) {hit.p_no:.3f}, P(maybe) {hit.p_maybe:.3f}")  # fmt: skip
-        rows.append(("entailment", verdict))
-    rank = f", rank {hit.vector_rank}" if hit.vector_rank else ", not in CLIP's nearest"
-    rows.append(("CLIP similarity", f"{hit.clip_score:.3f}{rank}"))
-    rows.append(("caption words", f"rank {hit.caption_rank}" if hit.caption_rank else "no match"))
-    rows.append(("fused score", f"{hit.fused_score:.4f}"))
-    lines = [f"| {name} | {value} |" for name, value in rows]
-    return "\n".join([lines[0], "| --- | --- |", *lines[1:]])
-
-
-def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
-    """One photo: larger picture, path, caption, size, date, scores and why it matched."""
-    st.button("← Back to the results", key="back", on_click=leave, args=("photo",))
-    with library.lock:
-        row = library.engine.store.image(photo_id)
-    if row is None:
-        st.error(f"no photo with id {photo_id} in the index")
-        return
-    path = fs_path_of(row)
-    picture, facts = st.columns([3, 2])
-    with picture:
-        show_picture(library, photo_id, DETAIL_SIZE)
-    with facts:
-        st.subheader(escape(os.path.basename(path)))
-        st.markdown(escape(row["caption"] or "(no caption)"))
-        st.code(path, language=None)
-        source = "taken (EXIF)" if row["taken_at"] else "file time"
-        when = (row["date"] or "unknown").replace("T", " ")
-        st.markdown(f"{row['width']} × {row['height']} pixels · {file_size(row['size'])}  \n"
-                    f"{source}: {when}")
-        hit = next((h for h in hits if h.id == photo_id), None)
-        if hit is None:
-            st.caption("Open this photo from a search to see its scores.")
-        else:
-            st.markdown(score_table(hit))
-            st.markdown(f"**Why it matched:** {escape(hit.why)}")
-        st.button("More like this", key="detail-like", on_click=more_like_this, args=(photo_id,))
 
 
 def search_view(make_engine: MakeEngine) -> None:
@@ -363,7 +271,7 @@ def views(make_engine: MakeEngine) -> list:
 def main(make_engine: MakeEngine | None = None) -> None:
     """Run the app; `make_engine` replaces `search.cli.make_engine` (tests)."""
     from indexer.cli import quiet_model_logs
-    from search.cli import make_engine as real_engine
+    from search.engine import make_engine as real_engine
 
     quiet_model_logs()
     st.set_page_config(page_title="Photo search", page_icon=":material/photo_library:",

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from indexer.cli import INDEX_HELP, one_line_errors, settings_from
+from indexer.cli import one_line_errors, settings_from
+from indexer.options import index_option
 
 APP = Path(__file__).with_name("app.py")
 DEFAULT_HOST = "127.0.0.1"
@@ -33,7 +34,7 @@ def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> lis
 
 
 @click.command()
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
+@index_option
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
               help="Port to serve the page on.")  # fmt: skip
 @click.option("--host", default=DEFAULT_HOST, show_default=True,

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from indexer.build import Progress
 from indexer.config import Settings, load_settings
 from indexer.errors import IndexerError
+from indexer.lock import build_running
+from indexer.progress import Progress
 from indexer.store import DB_NAME, IndexStore
 from indexer.thumbnails import ThumbnailError, thumbnail
-from search.engine import SearchEngine
+from search.engine import SearchEngine, empty_index_message
 
 MakeEngine = Callable[[Settings, bool], SearchEngine]
 
@@ -59,6 +60,10 @@ def open_index(make_engine: MakeEngine) -> Library | None:
         st.error(str(error))
         return None
     index_dir = Path(settings.index_dir)
+    holder = build_running(index_dir)
+    if holder and not (index_dir / DB_NAME).is_file():
+        st.info(empty_index_message(index_dir))
+        return None
     if not (index_dir / DB_NAME).is_file():
         st.info(f"No index yet in `{index_dir}`. Build one from a folder of photos with:")
         st.code(f"indexer build ~/Pictures --index {shlex.quote(str(index_dir))}", language="bash")
@@ -99,7 +104,7 @@ def index_folders(library: Library) -> list[str]:
     if library.folders and library.folders[0] == version:
         return library.folders[1]
     with library.lock:
-        parents = {os.path.dirname(path) for (path,) in store.db.execute("SELECT path FROM images")}
+        parents = {os.path.dirname(path) for path in store.image_paths()}
     folders = set()
     root = os.path.commonpath(parents) if parents else ""
     for parent in parents:

@@ -1,7 +1,7 @@
 """The page's curation views: "Duplicates" and "Audit" (see `ui.app.views`).
 
 Each is a layout over the library function its command uses: `indexer duplicates` ->
-`indexer.duplicates.find_duplicates`, `indexer audit` -> `search.audit.parse_pairs` and
+`curate.duplicates.find_duplicates`, `indexer audit` -> `curate.audit.parse_pairs` and
 `audit_pairs`; the downloads are what those commands write (`--json`, `report_csv`).
 
 Safety, as on the Search view: pictures are thumbnails of indexed photos, by id; an
@@ -16,12 +16,12 @@ import os
 
 import streamlit as st
 
+from curate.audit import AuditReport, audit_pairs, parse_pairs, report_csv
+from curate.duplicates import KINDS, DuplicateGroup, DuplicatesReport, Photo, find_duplicates
 from indexer.decode import content_hash
-from indexer.duplicates import KINDS, DuplicateGroup, DuplicatesReport, Photo, find_duplicates
 from indexer.errors import IndexerError
 from indexer.store import IndexStore
 from indexer.thumbnails import GRID_SIZE
-from search.audit import AuditReport, audit_pairs, parse_pairs, report_csv
 from ui.shared import (
     Library,
     MakeEngine,

@@ -25,14 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.build import Progress
-from indexer.duplicates import Thresholds, find_duplicates
 from indexer.errors import IndexerError
-from indexer.store import IndexStore, db_path_of
-from indexer.tags import tagged_photos
+from indexer.progress import Progress
+from indexer.store import IndexStore
+from search.engine import SearchEngine
+from search.filters import Filters
 
-from .engine import SearchEngine
-from .filters import Filters
+from .duplicates import Thresholds, find_duplicates
+from .tags import tagged_photos
 
 MODES = ("copy", "hardlink", "symlink")
 _COMMON = ["path", "caption", "width", "height", "date"]
@@ -221,11 +221,7 @@ def _reason(error: OSError, mode: str) -> str:
 
 
 def _holds_indexed_photos(store: IndexStore, folder: Path) -> bool:
-    prefix = db_path_of(str(folder).rstrip(os.sep) + os.sep)[0]
-    found = store.db.execute(
-        "SELECT 1 FROM images WHERE substr(path, 1, ?) = ? LIMIT 1", [len(prefix), prefix]
-    ).fetchone()
-    return found is not None
+    return store.any_image_under(str(folder))
 
 
 # --- CSV and output files ----------------------------------------------------------------
@@ -280,13 +276,8 @@ def check_output_path(
     real = os.path.realpath(target)
     if any(os.path.realpath(path) == real for path in protect if path):
         raise ValueError(f"refusing to write over {target}: it is one of the input files")
-    if store is not None:
-        candidates = {db_path_of(str(target))[0], db_path_of(real)[0]}
-        marks = ",".join("?" * len(candidates))
-        indexed = store.db.execute(f"SELECT 1 FROM images WHERE path IN ({marks})",
-                                   list(candidates)).fetchone()  # fmt: skip
-        if indexed:
-            raise ValueError(f"refusing to write over {target}: it is an indexed photo")
+    if store is not None and store.any_indexed([str(target), real]):
+        raise ValueError(f"refusing to write over {target}: it is an indexed photo")
 
 
 def write_atomically(target: Path, text: str) -> None:

@@ -30,9 +30,9 @@ from datetime import datetime
 
 import numpy as np
 
-from .build import Progress
-from .store import DATE_SQL, IndexStore, fs_path_of
-from .vector_index import load_vector_index
+from indexer.progress import Progress
+from indexer.store import IndexStore
+from indexer.vector_index import load_vector_index
 
 # Near-duplicates: at most 10 of the 64 phash bits differ. Measured on generated pictures:
 # halving the size and recompressing at quality 40-60 flips 0-2 bits, a 5% crop or a 10%
@@ -155,15 +155,11 @@ def seconds_apart(a: Photo, b: Photo) -> float | None:
 
 def load_photos(store: IndexStore) -> list[Photo]:
     """Every indexed photo's grouping facts."""
-    rows = store.db.query(
-        "SELECT id, path, fs_path, hash, phash, width, height, taken_at, mtime_ns, caption, "
-        f"{DATE_SQL} AS date FROM images"
-    )
     return [
-        Photo(row["id"], fs_path_of(row), row["hash"], row["phash"], row["width"] or 0,
+        Photo(row["id"], row["path"], row["hash"], row["phash"], row["width"] or 0,
               row["height"] or 0, row["date"], row["taken_at"], row["mtime_ns"],
               row["caption"] or "")
-        for row in rows
+        for row in store.grouping_rows()
     ]  # fmt: skip
 
 

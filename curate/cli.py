@@ -1,6 +1,6 @@
 """`indexer duplicates`, `audit`, `tag` and `export`: library curation commands, registered
 as commands of the `indexer` CLI through entry points. Each is a thin layer over a library
-function (indexer.duplicates, search.audit, indexer.tags, search.export) that the page
+function (curate.duplicates, curate.audit, curate.tags, curate.export) that the page
 calls too."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import sys
 
 import click
 
-from indexer.cli import INDEX_HELP, one_line_errors, quiet_model_logs, settings_from
-
-DEVICE_HELP = "Where the models run [$INDEXER_DEVICE; default auto]."
-RERANK_MODEL_HELP = (
-    "ModelScope OFA visual-entailment model id or folder "
-    "[$INDEXER_RERANK_MODEL; default: distilled on CPU, large on GPU]."
+from indexer.cli import one_line_errors, quiet_model_logs, settings_from
+from indexer.options import (
+    device_option,
+    index_option,
+    json_option,
+    rerank_model_option,
+    trust_remote_code_option,
 )
 
 
@@ -37,8 +38,8 @@ def _notes(notices) -> None:
 
 
 @click.command()
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@index_option
+@json_option()
 @one_line_errors
 def duplicates(index_dir, as_json):
     """Find exact duplicates (same bytes), near-duplicates (resized, recompressed, lightly
@@ -50,7 +51,7 @@ def duplicates(index_dir, as_json):
         indexer duplicates
         indexer duplicates --json > groups.json
     """
-    from indexer.duplicates import find_duplicates
+    from .duplicates import find_duplicates
 
     store = _open_store(settings_from(index_dir=index_dir))
     try:
@@ -77,9 +78,9 @@ def duplicates(index_dir, as_json):
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.3,
               show_default=True,
               help="Lowest score (softmax over the labels) that tags.")  # fmt: skip
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=DEVICE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@index_option
+@device_option
+@json_option()
 @one_line_errors
 def tag(labels, threshold, index_dir, device, as_json):
     """Tag every photo with the LABELS that CLIP finds in it (zero-shot), replacing earlier
@@ -93,7 +94,8 @@ def tag(labels, threshold, index_dir, device, as_json):
     """
     from indexer.embed import ClipEmbedder
     from indexer.errors import IndexerError
-    from indexer.tags import parse_labels, tag_photos
+
+    from .tags import parse_labels, tag_photos
 
     labels = parse_labels(labels)
     settings = settings_from(index_dir=index_dir, device=device)
@@ -119,12 +121,13 @@ def tag(labels, threshold, index_dir, device, as_json):
 @click.argument("pairs", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the report to this .csv or .json file.")  # fmt: skip
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
-@click.option("--rerank-model", help=RERANK_MODEL_HELP)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=DEVICE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@index_option
+@rerank_model_option
+@device_option
+@trust_remote_code_option
+@json_option("Print the report as JSON.")
 @one_line_errors
-def audit(pairs, output, index_dir, rerank_model, device, as_json):
+def audit(pairs, output, index_dir, rerank_model, device, trust_remote_code, as_json):
     """Check that each picture in PAIRS (a CSV of path,text rows: product descriptions, alt
     texts, captions) supports its text, with OFA visual entailment: verdict, P(yes/no/maybe)
     and the stored caption, worst mismatches first. Rows that cannot be judged (missing
@@ -137,19 +140,19 @@ def audit(pairs, output, index_dir, rerank_model, device, as_json):
         indexer audit alt-texts.csv -o report.json --device cuda
     """
     from indexer.store import DB_NAME
-    from search.audit import audit_pairs, read_pairs, write_report
+    from search.engine import make_reranker
 
-    from .rerank import OfaEntailmentReranker, default_rerank_model
+    from .audit import audit_pairs, read_pairs, write_report
 
     if output and not output.lower().endswith((".csv", ".json")):
         raise ValueError(f"report must be a .csv or .json file, not {output!r}")
     rows = read_pairs(pairs)
-    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device)
+    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device,
+                             trust_remote_code=trust_remote_code)  # fmt: skip
     store = _open_store(settings) if (settings.index_dir / DB_NAME).exists() else None
     try:
         quiet_model_logs()
-        spec = settings.rerank_model or default_rerank_model(settings.device)
-        reranker = OfaEntailmentReranker(spec, settings.device)
+        reranker = make_reranker(settings)
         with _bar(as_json, "judging") as on_progress:
             report = audit_pairs(rows, reranker, store, on_progress)
         written = write_report(report, output, store, protect=[pairs]) if output else None
@@ -201,13 +204,14 @@ def _print_audit(report) -> None:
     show_default=True,
     help="Judge QUERY's hits with OFA visual entailment, as `indexer search` does.",
 )
-@click.option("--rerank-model", help=RERANK_MODEL_HELP)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=DEVICE_HELP)
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), help=INDEX_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@rerank_model_option
+@device_option
+@trust_remote_code_option
+@index_option
+@json_option("Print what was done as JSON.")
 @one_line_errors
 def export(query, tags, dups, to_dir, csv_file, mode, k, rerank, rerank_model, device,
-           index_dir, as_json):  # fmt: skip
+           trust_remote_code, index_dir, as_json):  # fmt: skip
     """Copy or link the photos that QUERY finds (optionally only those with --tag), that
     carry --tag, or that are --duplicates, into a folder (--to) and/or list them in a CSV
     (--csv). Originals are never moved, deleted or overwritten; a name already taken in the
@@ -229,7 +233,8 @@ def export(query, tags, dups, to_dir, csv_file, mode, k, rerank, rerank_model, d
         raise ValueError("say what to export: QUERY, --tag LABEL or --duplicates")
     if not (to_dir or csv_file):
         raise ValueError("say where to: --to FOLDER and/or --csv FILE")
-    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device)
+    settings = settings_from(index_dir=index_dir, rerank_model=rerank_model, device=device,
+                             trust_remote_code=trust_remote_code)  # fmt: skip
     store, written = _open_store(settings), None
     try:
         if to_dir:  # first: the CSV may go into it
@@ -255,8 +260,8 @@ def _select(settings, store, query, tags, dups, k, rerank, as_json):
             return select_duplicates(store, on_progress=on_progress)
     if not query:
         return select_by_tags(store, tags)
-    from .cli import make_engine
-    from .filters import Filters
+    from search.engine import make_engine
+    from search.filters import Filters
 
     quiet_model_logs()
     engine = make_engine(settings, rerank)

@@ -26,13 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from indexer.build import Progress
 from indexer.decode import DecodeError, content_hash, decode_image
 from indexer.errors import IndexerError
-from indexer.store import IndexStore, db_path_of
+from indexer.progress import Progress
+from indexer.store import IndexStore
+from search.rerank import VERDICTS, Reranker
 
 from .export import check_output_path, csv_cell, write_atomically
-from .rerank import VERDICTS, Reranker
 
 REPORT_COLUMNS = ("line", "path", "text", "verdict", "p_yes", "p_no", "p_maybe", "caption",
                   "indexed", "error")  # fmt: skip
@@ -209,8 +209,7 @@ def _load(row: AuditRow, store: IndexStore | None):
 
 
 def _indexed(path: str, store: IndexStore) -> bool:
-    found = store.db.execute("SELECT 1 FROM images WHERE path = ?", [db_path_of(path)[0]])
-    return found.fetchone() is not None
+    return store.image_by_path(path) is not None
 
 
 def _fail(row: AuditRow, reason: str) -> None:
@@ -218,14 +217,11 @@ def _fail(row: AuditRow, reason: str) -> None:
 
 
 def _fill_caption(row: AuditRow, store: IndexStore, data: bytes) -> None:
-    found = store.db.execute(
-        "SELECT caption FROM images WHERE path = ?", [db_path_of(row.path)[0]]
-    ).fetchone()
+    found = store.image_by_path(row.path)
     if found is None:  # the same picture indexed under another name still has its caption
-        twin = store.image_with_hash(content_hash(data))
-        found = (twin["caption"],) if twin else None
+        found = store.image_with_hash(content_hash(data))
     if found is not None:
-        row.caption, row.indexed = found[0] or "", True
+        row.caption, row.indexed = found["caption"] or "", True
 
 
 def report_csv(report: AuditReport) -> str:

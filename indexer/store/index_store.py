@@ -1,80 +1,23 @@
-"""The index's records: one SQLite database (through sqlite-utils) in the index folder.
-
-The rows are the truth: each image row holds its path, file facts, caption, the names of
-the models that made it and its L2-normalised CLIP vector. The FAISS file beside it is
-derived from those vectors (see vector_index.py). Paths that are not valid UTF-8 are kept
-as a readable text key plus the raw bytes, so such files are indexed like any other.
-"""
+"""IndexStore: opening an index database, and what a build reads and writes."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorrupt, IndexerError, IndexLocked
+from ..errors import IndexCorrupt, IndexerError
+from .queries import LibraryQueries
+from .rows import ImageRecord, KnownFile, db_path_of, now
+from .schema import DATE_SQL, SCHEMA_VERSION, create_tables, upgrade
 
 DB_NAME = "index.db"
-LOCK_NAME = "build.lock"
-SCHEMA_VERSION = 2  # 2: images.taken_at, images.phash, the tags table
-# The date a photo was taken: EXIF when the file had it, else its modification time (UTC).
-DATE_SQL = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch'))"
 
 
-def db_path_of(path: str) -> tuple[str, bytes | None]:
-    """A file-system path as (text key, raw bytes when the name is not valid UTF-8)."""
-    try:
-        path.encode("utf-8")
-        return path, None
-    except UnicodeEncodeError:
-        raw = os.fsencode(path)
-        return raw.decode("utf-8", errors="backslashreplace"), raw
-
-
-def fs_path_of(row: dict) -> str:
-    """The file-system path of an image or failure row."""
-    return os.fsdecode(row["fs_path"]) if row.get("fs_path") else row["path"]
-
-
-@dataclass(frozen=True)
-class KnownFile:
-    """What the index remembers of a file, enough to tell whether it changed."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-
-
-@dataclass
-class ImageRecord:
-    """A fully processed image, ready to be written."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    width: int
-    height: int
-    caption: str
-    vector: np.ndarray
-    taken_at: str | None = None
-    phash: str | None = None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class IndexStore:
+class IndexStore(LibraryQueries):
     """The SQLite side of an index folder. Use `IndexStore.open`."""
 
     def __init__(self, index_dir: Path, db) -> None:
@@ -113,7 +56,7 @@ class IndexStore:
         if create:
             with self.db.ensure_autocommit_on():
                 self.db.execute("PRAGMA journal_mode = wal")
-            self._create_tables()
+            create_tables(self.db)
         self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         version = self.get_meta("schema_version")
         if version is not None and int(version) > SCHEMA_VERSION:
@@ -121,50 +64,7 @@ class IndexStore:
                 f"index in {self.index_dir} was written by a newer version (schema {version})"
             )
         if version is not None and int(version) < SCHEMA_VERSION:
-            self._upgrade(int(version))
-
-    def _upgrade(self, version: int) -> None:
-        """Bring an index written by an older version up to this schema (cheap: no rewrite)."""
-        self._create_tables()  # tables added since
-        columns = self.db["images"].columns_dict
-        with self.db.atomic():
-            for name in ("taken_at", "phash"):
-                if name not in columns:
-                    self.db["images"].add_column(name, str)
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-
-    def _create_tables(self) -> None:
-        with self.db.atomic():
-            self.db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            self.db["images"].create(
-                {
-                    "id": int, "path": str, "fs_path": bytes, "size": int, "mtime_ns": int,
-                    "hash": str, "width": int, "height": int, "caption": str,
-                    "caption_model": str, "clip_model": str, "vector": bytes, "indexed_at": str,
-                    "taken_at": str, "phash": str,
-                },
-                pk="id", not_null={"path", "hash"}, if_not_exists=True,
-            )  # fmt: skip
-            self.db["images"].create_index(["path"], unique=True, if_not_exists=True)
-            self.db["images"].create_index(["hash"], if_not_exists=True)
-            if "images_fts" not in self.db.table_names():
-                # captions searchable by words; triggers keep it in step with the rows
-                self.db["images"].enable_fts(
-                    ["caption"], fts_version="FTS5", create_triggers=True, tokenize="porter"
-                )
-            self.db["failures"].create(
-                {"path": str, "fs_path": bytes, "size": int, "mtime_ns": int, "reason": str,
-                 "failed_at": str},
-                pk="path", if_not_exists=True,
-            )  # fmt: skip
-            self.db["tags"].create(
-                {"image_id": int, "label": str, "score": float, "model": str},
-                pk=("image_id", "label"), if_not_exists=True,
-            )
-            self.db["tags"].create_index(["label"], if_not_exists=True)
-            if self.get_meta("schema_version") is None:
-                self.set_meta("schema_version", str(SCHEMA_VERSION))
-                self.set_meta("vectors_version", "0")
+            upgrade(self.db)
 
     def check_integrity(self) -> None:
         """Read the whole database once (SQLite's quick_check); raise IndexCorrupt if damaged."""
@@ -296,7 +196,7 @@ class IndexStore:
                     "height": record.height, "caption": record.caption,
                     "caption_model": caption_model, "clip_model": clip_model,
                     "vector": np.ascontiguousarray(record.vector, dtype=np.float32).tobytes(),
-                    "indexed_at": _now(), "taken_at": record.taken_at, "phash": record.phash,
+                    "indexed_at": now(), "taken_at": record.taken_at, "phash": record.phash,
                 }  # fmt: skip
                 existing = self.db.execute(
                     "SELECT id FROM images WHERE path = ?", [text]
@@ -344,7 +244,7 @@ class IndexStore:
                 text, raw = db_path_of(path)
                 self.db["failures"].upsert(
                     {"path": text, "fs_path": raw, "size": size, "mtime_ns": mtime_ns,
-                     "reason": reason, "failed_at": _now()},
+                     "reason": reason, "failed_at": now()},
                     pk="path",
                 )  # fmt: skip
 
@@ -364,47 +264,3 @@ class IndexStore:
                 "DELETE FROM meta WHERE key IN ('caption_model', 'clip_model', 'vector_dim')"
             )
             self._bump_vectors_version()
-
-
-class WriterLock:
-    """An exclusive lock on an index folder for one writer. The kernel drops it when the
-    process dies, so a killed build never leaves the index locked."""
-
-    def __init__(self, index_dir: str | os.PathLike) -> None:
-        self.path = Path(index_dir) / LOCK_NAME
-        self._file = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise IndexLocked at once."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115  (kept open while the lock is held)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise IndexLocked(
-                f"index {self.path.parent} is being built by {holder}; wait for it to finish"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._file = handle
-
-    def release(self) -> None:
-        """Let go of the lock."""
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold the lock for the length of a with-block."""
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .build import Progress
-from .embed import Embedder
-from .errors import IndexerError, IndexMismatch
-from .store import DATE_SQL, IndexStore, fs_path_of
+from indexer.embed import Embedder
+from indexer.errors import IndexerError, IndexMismatch
+from indexer.progress import Progress
+from indexer.store import IndexStore
 
 DEFAULT_TEMPLATE = "a photo of {}"
 NEUTRAL_PROMPT = "a photo"
@@ -107,7 +107,7 @@ def tag_photos(
             tagged.add(image_id)
         done += len(ids)
         report(Progress(done, total))
-    _replace_tags(store, labels, rows)
+    store.replace_tags(labels, rows)
     counts = {label: sum(row[1] == label for row in rows) for label in labels}
     return TagReport(labels, threshold, embedder.name, done, len(tagged), counts)
 
@@ -122,26 +122,6 @@ def _check_embedder(store: IndexStore, embedder: Embedder) -> None:
         )
 
 
-def _replace_tags(store: IndexStore, labels: list[str], rows: list[tuple]) -> None:
-    marks = ",".join("?" * len(labels))
-    with store.db.atomic():
-        store.db.execute(f"DELETE FROM tags WHERE label IN ({marks})", labels)
-        # a build may have removed a photo since its vector was read: skip such rows
-        store.db.conn.executemany(
-            "INSERT OR REPLACE INTO tags (image_id, label, score, model) "
-            "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE id = ?)",
-            [(*row, row[0]) for row in rows],
-        )
-
-
-def tag_counts(store: IndexStore) -> dict[str, int]:
-    """Every stored label and how many photos carry it, most common first."""
-    rows = store.db.execute(
-        "SELECT label, count(*) AS n FROM tags GROUP BY label ORDER BY n DESC, label"
-    )
-    return {label: count for label, count in rows}
-
-
 def tagged_photos(store: IndexStore, labels: Sequence[str]) -> list[dict]:
     """Photos carrying every one of `labels`: dicts with id, path, caption, width, height,
     date and `score` (the lowest of their scores for those labels), best first.
@@ -149,23 +129,10 @@ def tagged_photos(store: IndexStore, labels: Sequence[str]) -> list[dict]:
     Raises IndexerError naming the known labels when one of `labels` was never stored.
     """
     labels = parse_labels(labels)
-    known = tag_counts(store)
+    known = store.tag_counts()
     unknown = [label for label in labels if label not in known]
     if unknown:
         have = ", ".join(known) or "none yet"
         raise IndexerError(f"no photo is tagged {unknown[0]!r} (tags: {have}); "
                            "run `indexer tag --labels ...` first")  # fmt: skip
-    marks = ",".join("?" * len(labels))
-    rows = store.db.query(
-        "SELECT images.id, path, fs_path, caption, width, height, "
-        f"{DATE_SQL} AS date, min(tags.score) AS score FROM images "
-        f"JOIN tags ON tags.image_id = images.id WHERE tags.label IN ({marks}) "
-        "GROUP BY images.id HAVING count(*) = ? ORDER BY score DESC, path",
-        [*labels, len(labels)],
-    )
-    return [
-        {"id": row["id"], "path": fs_path_of(row), "caption": row["caption"] or "",
-         "width": row["width"], "height": row["height"], "date": row["date"],
-         "score": row["score"]}
-        for row in rows
-    ]  # fmt: skip
+    return store.tagged_images(labels)

@@ -1,0 +1,111 @@
+"""The Search view's results: cards in a grid, and one photo's details with its scores.
+
+Callbacks here change only the URL's non-widget states (`like=`, `photo=`; see ui/app.py).
+Kept out of ui/app.py, which Streamlit runs as `__main__` (see ui/shared.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from indexer.store import fs_path_of
+from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE
+from search.results import Hit, SearchResult
+from ui.shared import Library, escape, file_size, show_picture
+
+COLUMNS = 4
+VERDICT_COLOURS = {"yes": "green", "maybe": "orange", "no": "red"}
+
+
+def leave(*names: str) -> None:
+    """Drop non-widget states from the URL (a callback)."""
+    for name in names:
+        st.query_params.pop(name, None)
+
+
+def more_like_this(image_id: int) -> None:
+    leave("photo")
+    st.query_params["like"] = str(image_id)
+
+
+def open_photo(image_id: int) -> None:
+    st.query_params["photo"] = str(image_id)
+
+
+def badge(hit: Hit, similar: bool) -> str:
+    """The verdict badge and score of a result card."""
+    if similar:  # the score is CLIP image-to-image similarity
+        return f":blue-badge[similar] similarity {hit.score:.3f}"
+    if hit.verdict is None:
+        return f":gray-badge[not reranked] score {hit.score:.3f}"
+    label = f"{hit.verdict} · rejected" if hit.rejected else hit.verdict
+    return f":{VERDICT_COLOURS[hit.verdict]}-badge[{label}] score {hit.score:.3f}"
+
+
+def nothing_matches(result: SearchResult) -> str:
+    message = "Nothing matches."
+    if result.rejected:
+        plural = "s" if result.rejected != 1 else ""
+        message += (f" The reranker rejected {result.rejected} candidate{plural}; "
+                    "turn on “Show rejected” to see them.")
+    return message
+
+
+def results_grid(library: Library, hits: list[Hit], similar: bool) -> None:
+    """Thumbnails with verdict, score and caption, COLUMNS to a row."""
+    for start in range(0, len(hits), COLUMNS):
+        for column, hit in zip(st.columns(COLUMNS), hits[start : start + COLUMNS], strict=False):
+            with column.container(border=True):
+                show_picture(library, hit.id, GRID_SIZE)
+                st.markdown(badge(hit, similar))
+                st.caption(escape(hit.caption) or "(no caption)")
+                left, right = st.columns([2, 3])
+                left.button("Details", key=f"details-{hit.id}", type="tertiary",
+                            on_click=open_photo, args=(hit.id,))  # fmt: skip
+                right.button("More like this", key=f"like-{hit.id}", type="tertiary",
+                             on_click=more_like_this, args=(hit.id,))  # fmt: skip
+
+
+def score_table(hit: Hit) -> str:
+    rows = [("score", f"{hit.score:.3f}")]
+    if hit.verdict is not None:
+        verdict = (f"{hit.verdict}{' (rejected)' if hit.rejected else ''}: P(yes) {hit.p_yes:.3f}, "
+                   f"P(no) {hit.p_no:.3f}, P(maybe) {hit.p_maybe:.3f}")  # fmt: skip
+        rows.append(("entailment", verdict))
+    rank = f", rank {hit.vector_rank}" if hit.vector_rank else ", not in CLIP's nearest"
+    rows.append(("CLIP similarity", f"{hit.clip_score:.3f}{rank}"))
+    rows.append(("caption words", f"rank {hit.caption_rank}" if hit.caption_rank else "no match"))
+    rows.append(("fused score", f"{hit.fused_score:.4f}"))
+    lines = [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join([lines[0], "| --- | --- |", *lines[1:]])
+
+
+def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
+    """One photo: larger picture, path, caption, size, date, scores and why it matched."""
+    st.button("← Back to the results", key="back", on_click=leave, args=("photo",))
+    with library.lock:
+        row = library.engine.store.image(photo_id)
+    if row is None:
+        st.error(f"no photo with id {photo_id} in the index")
+        return
+    path = fs_path_of(row)
+    picture, facts = st.columns([3, 2])
+    with picture:
+        show_picture(library, photo_id, DETAIL_SIZE)
+    with facts:
+        st.subheader(escape(os.path.basename(path)))
+        st.markdown(escape(row["caption"] or "(no caption)"))
+        st.code(path, language=None)
+        source = "taken (EXIF)" if row["taken_at"] else "file time"
+        when = (row["date"] or "unknown").replace("T", " ")
+        st.markdown(f"{row['width']} × {row['height']} pixels · {file_size(row['size'])}  \n"
+                    f"{source}: {when}")
+        hit = next((h for h in hits if h.id == photo_id), None)
+        if hit is None:
+            st.caption("Open this photo from a search to see its scores.")
+        else:
+            st.markdown(score_table(hit))
+            st.markdown(f"**Why it matched:** {escape(hit.why)}")
+        st.button("More like this", key="detail-like", on_click=more_like_this, args=(photo_id,))
