@@ -170,7 +170,8 @@ def clip_hub_source(model_name: str, spec: str) -> str:
         return model_name
     if config:
         return CLIP_LOCAL_PREFIX + os.path.dirname(config)
-    where = f"CLIP model {spec!r} is not in the Hugging Face cache {constants.HF_HUB_CACHE}"
+    where = (f"CLIP model {spec!r} could not be loaded: it is not in the Hugging Face cache "
+             f"{constants.HF_HUB_CACHE}")  # fmt: skip
     how = ("download it once with network access, point HF_HOME at a cache that has it, or "
            "pass --clip-model local-dir:/path to an open_clip model folder")  # fmt: skip
     if offline():
