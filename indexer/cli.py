@@ -60,7 +60,8 @@ def settings_from(**flags):
 
 
 def quiet_model_logs() -> None:
-    """ModelScope and transformers log at INFO by default; a CLI user wants only problems."""
+    """ModelScope and transformers log at INFO by default, and the hub clients warn at each
+    retry; a CLI user wants only problems, and the one line that says what failed."""
     import logging
     import os
     import warnings
@@ -68,7 +69,8 @@ def quiet_model_logs() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("MODELSCOPE_LOG_LEVEL", str(logging.ERROR))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("modelscope", "transformers", "open_clip", "fairseq"):
+    for name in ("modelscope", "modelscope_hub", "huggingface_hub", "transformers", "open_clip",
+                 "fairseq"):  # fmt: skip
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)

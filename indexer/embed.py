@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ModelUnavailable
-from .hub import CLIP_LOCAL_PREFIX, looks_like_path, offline, resolve_device
+from .hub import CLIP_LOCAL_PREFIX, clip_hub_source, looks_like_path, offline, resolve_device
 
 
 @runtime_checkable
@@ -101,6 +101,7 @@ class ClipEmbedder:
         self.name = spec
         model_name, pretrained = open_clip_name(spec)
         _check_local_dir(model_name)
+        model_name = clip_hub_source(model_name, spec)  # before torch: failing takes seconds
         self.device = resolve_device(device)
         try:
             import open_clip
