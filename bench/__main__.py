@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
 
 def model_specs(options, workdir: Path) -> dict[str, str]:
     """The models to measure: the ones given, or random-weight folders of the chosen size."""
-    from tests.models import make_clip_folder, make_ofa_folder
+    from testing.models import make_clip_folder, make_ofa_folder
 
     return {
         "clip": options.clip_model or make_clip_folder(workdir / "clip", size=options.size),

@@ -23,7 +23,7 @@ from .measure import timed
 
 def make_photos(folder: Path, count: int, size: tuple[int, int] = (4000, 3000)) -> list[Path]:
     """`count` distinct JPEG photos of `size` (12 MP by default, as a phone takes them)."""
-    from tests.photos import scene
+    from testing.photos import scene
 
     folder.mkdir(parents=True, exist_ok=True)
     small = (size[0] // 8, size[1] // 8)

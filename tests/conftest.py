@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
     """An open_clip `local-dir:` spec of a tiny random-weight CLIP."""
-    from tests.models import make_clip_folder
+    from testing.models import make_clip_folder
 
     return make_clip_folder(tmp_path_factory.mktemp("models") / "clip", size="tiny", seed=0)
 
@@ -25,7 +25,7 @@ def tiny_clip(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_ofa_caption(tmp_path_factory) -> str:
     """A ModelScope OFA caption model folder with tiny random weights."""
-    from tests.models import make_ofa_folder
+    from testing.models import make_ofa_folder
 
     folder = tmp_path_factory.mktemp("models") / "ofa_caption"
     return make_ofa_folder(folder, task="caption", size="tiny", seed=0)
@@ -34,7 +34,7 @@ def tiny_ofa_caption(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_ofa_entailment(tmp_path_factory) -> str:
     """A ModelScope OFA visual-entailment model folder with tiny random weights."""
-    from tests.models import make_ofa_folder
+    from testing.models import make_ofa_folder
 
     folder = tmp_path_factory.mktemp("models") / "ofa_entailment"
     return make_ofa_folder(folder, task="entailment", size="tiny", seed=0)

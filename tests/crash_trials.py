@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.photos import write_photos
+from testing.photos import write_photos
 
 PHOTOS = 24
 
@@ -86,7 +86,7 @@ def run_trial(seed: int, workdir: Path, env: dict) -> dict:
 
 def model_env(workdir: Path) -> dict:
     """Environment with tiny random-weight models built in `workdir`."""
-    from tests.models import make_clip_folder, make_ofa_folder
+    from testing.models import make_clip_folder, make_ofa_folder
 
     env = dict(os.environ, INDEXER_OFFLINE="1", INDEXER_DEVICE="cpu")
     env["INDEXER_CLIP_MODEL"] = make_clip_folder(workdir / "clip", size="tiny")

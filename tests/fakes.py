@@ -58,7 +58,7 @@ class ColourEmbedder:
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     def embed_texts(self, texts):
-        from tests.photos import COLOURS
+        from testing.photos import COLOURS
 
         rows = [next((np.asarray(rgb, np.float32) for name, rgb in COLOURS.items()
                       if name in text), np.ones(3, np.float32)) for text in texts]  # fmt: skip

@@ -12,9 +12,9 @@ from indexer.build import build_index
 from indexer.errors import IndexerError
 from indexer.models import ModelSet
 from indexer.store import IndexStore
+from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
-from tests.photos import scene, write_photos
 
 
 def write_pairs(folder, photos, header=True):

@@ -8,8 +8,8 @@ import pytest
 from indexer.build import build_index
 from indexer.errors import IndexMismatch, NoSuchFolder
 from indexer.status import index_status
+from testing.photos import scene, write_hostile_files, write_odd_but_valid, write_photos
 from tests.fakes import fake_models
-from tests.photos import scene, write_hostile_files, write_odd_but_valid, write_photos
 
 
 def build(photos, index, models=None, **options):

@@ -3,7 +3,7 @@
 import pytest
 
 from indexer.caption import OfaCaptioner
-from tests.photos import scene
+from testing.photos import scene
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from indexer.lock import WriterLock
+from testing.photos import scene, write_hostile_files, write_photos
 from tests.conftest import run_cli
-from tests.photos import scene, write_hostile_files, write_photos
 
 
 def one_line_error(done):
@@ -50,7 +50,7 @@ def test_build_status_and_incremental_reruns(tmp_path, cli_env):
 
 
 def test_other_clip_model_is_refused_then_rebuilt(tmp_path, cli_env):
-    from tests.models import make_clip_folder
+    from testing.models import make_clip_folder
 
     photos = tmp_path / "photos"
     write_photos(photos, 2)

@@ -9,10 +9,10 @@ import pytest
 
 from indexer.build import build_index
 from indexer.decode_pool import DecodePool
+from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.crash_trials import run_trial
 from tests.fakes import fake_models
-from tests.photos import scene, write_photos
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from indexer.decode import DecodeError, content_hash, decode_image, register_extra_formats
-from tests.photos import jpeg_bytes, scene, write_hostile_files, write_odd_but_valid
+from testing.photos import jpeg_bytes, scene, write_hostile_files, write_odd_but_valid
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import time
 
 from indexer.decode import DecodedImage
 from indexer.decode_pool import DecodeJob, DecodePool
-from tests.photos import scene
+from testing.photos import scene
 
 
 def test_good_files_decode_and_bad_ones_fail_without_stopping_the_rest(tmp_path):

@@ -11,9 +11,9 @@ from curate.duplicates import Thresholds, find_duplicates, keeper_key, phash_dis
 from indexer.build import build_index
 from indexer.models import ModelSet
 from indexer.store import IndexStore
+from testing.photos import scene
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, tiny_clip_models
-from tests.photos import scene
 
 DAY = 86_400
 EPOCH = 1_600_000_000  # 2020-09-13

@@ -53,10 +53,13 @@ def test_dependencies_point_one_way():
     assert not wrong, "\n".join(wrong)
 
 
-def test_nothing_in_the_product_imports_the_tests():
+def test_the_product_never_imports_test_scaffolding():
     users = [str(path.relative_to(ROOT)) for path in product_modules()
-             if "tests" in imported_packages(path) and not path.is_relative_to(ROOT / "bench")]
+             if imported_packages(path) & {"tests", "testing"}
+             and not path.is_relative_to(ROOT / "bench")]  # fmt: skip
     assert not users, users
+    bench = {name for path in (ROOT / "bench").rglob("*.py") for name in imported_packages(path)}
+    assert "tests" not in bench  # the benchmark takes its scaffolding from testing/ only
 
 
 def test_modules_stay_small():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from testing.shapes import LABELS, text_of, train_shape_clip, write_shape_photos
 from tests.conftest import run_cli
-from tests.shapes import LABELS, text_of, train_shape_clip, write_shape_photos
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from testing.photos import write_photos
 from tests.conftest import run_cli
-from tests.photos import write_photos
 
 DEFAULT_CLIP = "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 # the issue asks for under 10 s; the margin is for a loaded test machine

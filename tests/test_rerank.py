@@ -4,7 +4,7 @@ import pytest
 
 from indexer.errors import ModelUnavailable
 from search.rerank import OfaEntailmentReranker
-from tests.photos import scene
+from testing.photos import scene
 
 
 @pytest.fixture(scope="module")

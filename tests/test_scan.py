@@ -4,7 +4,7 @@ import pytest
 
 from indexer.errors import NoSuchFolder
 from indexer.scan import scan
-from tests.photos import write_hostile_files, write_photos
+from testing.photos import write_hostile_files, write_photos
 
 
 def test_finds_images_recursively_and_ignores_other_files(tmp_path):

@@ -9,9 +9,9 @@ from indexer.errors import IndexerError
 from indexer.models import ModelSet
 from search.engine import EmptyQuery, SearchEngine
 from search.rerank import Judgement
+from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import FakeEmbedder
-from tests.photos import scene, write_photos
 
 
 class SizeCaptioner:

@@ -15,9 +15,9 @@ from indexer.models import ModelSet
 from indexer.store import IndexStore
 from search.engine import SearchEngine
 from search.filters import Filters
+from testing.photos import COLOURS, write_photos
 from tests.conftest import run_cli
 from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, tiny_clip_models
-from tests.photos import COLOURS, write_photos
 
 SIZES = {"red": [(64, 48), (80, 60)], "green": [(64, 48), (90, 60)], "blue": [(70, 50)]}
 

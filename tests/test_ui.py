@@ -24,9 +24,9 @@ from indexer.store import IndexStore
 from indexer.thumbnails import GRID_SIZE, ThumbnailError, thumbnail
 from search.engine import SearchEngine
 from search.rerank import Judgement
+from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import fake_models
-from tests.photos import scene, write_photos
 
 APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 DAY = 86_400

@@ -18,7 +18,7 @@ import pytest
 from indexer.build import build_index
 from indexer.config import load_settings
 from indexer.models import models_from_settings
-from tests.photos import write_photos
+from testing.photos import write_photos
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -27,9 +27,9 @@ from indexer.build import build_index
 from indexer.models import ModelSet
 from indexer.store import IndexStore
 from search.engine import SearchEngine
+from testing.photos import COLOURS, scene
 from tests.conftest import run_cli
 from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
-from tests.photos import COLOURS, scene
 from tests.test_duplicates import plant_library
 from tests.test_ui import run_page, shown_ids, text_of
 

@@ -65,7 +65,7 @@ def train_shape_clip(folder: Path, steps: int = 400, seed: int = 0) -> str:
     import open_clip
     import torch
 
-    from tests.models import save_clip_folder
+    from testing.models import save_clip_folder
 
     torch.manual_seed(seed)
     model = open_clip.CLIP(**SHAPE_CLIP_CFG)
