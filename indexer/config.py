@@ -9,6 +9,9 @@ from pathlib import Path
 
 DEFAULT_CAPTION_MODEL = "damo/ofa_image-caption_coco_distilled_en"
 DEFAULT_CLIP_MODEL = "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+# OFA visual entailment for the reranker and the audit: distilled on a CPU, large on a GPU
+DEFAULT_RERANK_MODEL_CPU = "damo/ofa_visual-entailment_snli-ve_distilled_v2_en"
+DEFAULT_RERANK_MODEL_GPU = "iic/ofa_visual-entailment_snli-ve_large_en"
 DEFAULT_DEVICE = "auto"
 DEFAULT_BATCH_SIZE = 8
 DEVICES = ("auto", "cpu", "cuda")
