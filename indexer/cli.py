@@ -203,5 +203,13 @@ def status(index_dir, as_json):
     click.echo("\n".join(lines))
 
 
+def _add_builtin_groups() -> None:
+    from .models_cli import models
+
+    main.add_command(models)
+
+
+_add_builtin_groups()
+
 if __name__ == "__main__":
     main()

@@ -51,3 +51,13 @@ def models_from_settings(settings) -> ModelSet:
         # of 0.9999 (python -m bench), above the 0.99 a default must keep
         load_embedder=lambda: ClipEmbedder(settings.clip_model, settings.device, "auto"),
     )  # fmt: skip
+
+
+def default_rerank_model(device: str) -> str:
+    """The OFA visual-entailment model for reranking and audits on `device`: the distilled
+    one on a CPU, the large one on a GPU."""
+    from .config import DEFAULT_RERANK_MODEL_CPU, DEFAULT_RERANK_MODEL_GPU
+    from .hub import resolve_device
+
+    on_gpu = resolve_device(device) == "cuda"
+    return DEFAULT_RERANK_MODEL_GPU if on_gpu else DEFAULT_RERANK_MODEL_CPU

@@ -3,6 +3,7 @@ variables that point at a closed port (no mocks), must fail fast with one line."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ NOISE = ("traceback", "warning", "retry", "retrying")
 DROPPED = (
     "INDEXER_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "MODELSCOPE_OFFLINE",
     "HF_HUB_CACHE", "HF_ENDPOINT", "INDEXER_CLIP_MODEL", "INDEXER_CAPTION_MODEL",
+    "INDEXER_RERANK_MODEL",
 )  # fmt: skip
 
 
@@ -108,3 +110,43 @@ def test_cached_hub_clip_loads_without_network_and_search_fails_fast_once_it_is_
     shutil.rmtree(repo_dir)
     done, elapsed = timed_cli("search", "a red square", "--no-rerank", env=no_network_env)
     assert_one_quick_line(done, elapsed, "'hf-hub:test/tiny-clip'", "no network")
+
+
+# --- indexer models list / fetch ---------------------------------------------------
+
+DEFAULT_MODELS = ("damo/ofa_image-caption_coco_distilled_en",
+            "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+            "damo/ofa_visual-entailment_snli-ve_distilled_v2_en")  # fmt: skip
+
+
+def test_list_says_what_is_here_and_what_is_not(no_network_env, tiny_clip, tiny_ofa_caption):
+    env = dict(no_network_env, INDEXER_OFFLINE="1")
+    listed = json.loads(run_cli("models", "list", "--json", env=env).stdout)["models"]
+    roles = ("caption", "clip", "rerank")
+    assert [(m["role"], m["spec"], m["path"]) for m in listed] == [
+        (role, spec, None) for role, spec in zip(roles, DEFAULT_MODELS, strict=True)
+    ]
+    env.update(INDEXER_CLIP_MODEL=tiny_clip, INDEXER_CAPTION_MODEL=tiny_ofa_caption)
+    listed = json.loads(run_cli("models", "list", "--json", env=env).stdout)["models"]
+    here = {m["role"]: m for m in listed}
+    assert here["clip"]["path"] == tiny_clip.removeprefix("local-dir:")
+    assert here["caption"]["path"] == tiny_ofa_caption and here["caption"]["size"] > 10_000
+    text = run_cli("models", "list", env=env).stdout
+    assert "not on this machine" in text and tiny_ofa_caption in text
+
+
+@pytest.mark.parametrize("offline_flag", [False, True])
+def test_fetch_without_network_fails_fast_in_one_line(no_network_env, offline_flag):
+    env = dict(no_network_env, **({"INDEXER_OFFLINE": "1"} if offline_flag else {}))
+    done, elapsed = timed_cli("models", "fetch", env=env)
+    line = assert_one_quick_line(done, elapsed, DEFAULT_MODELS[0])
+    assert ("offline mode is on" if offline_flag else "no network") in line
+
+
+def test_fetch_with_everything_here_downloads_nothing(
+    no_network_env, tiny_clip, tiny_ofa_caption, tiny_ofa_entailment
+):
+    env = dict(no_network_env, INDEXER_CLIP_MODEL=tiny_clip,
+               INDEXER_CAPTION_MODEL=tiny_ofa_caption, INDEXER_RERANK_MODEL=tiny_ofa_entailment)
+    fetched = json.loads(run_cli("models", "fetch", "--json", env=env).stdout)["models"]
+    assert all(model["path"] and model["size"] for model in fetched)
