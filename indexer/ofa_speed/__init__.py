@@ -46,6 +46,8 @@ does not recognise, and any error while building the patch or self-checking it r
 path does not cover (prefix tokens, constraints), or one in which it raises anything at
 all, is answered by the unmodified generator. Everything changed is instance-level on the
 given pipeline's generator. Not thread-safe (neither is ModelScope's generator).
+
+``entailment`` holds the visual-entailment reranker's batched scoring, behind the same gate.
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ GENERATOR_ATTRIBUTES = (
     "search", "tokenizer", "eos", "beam_size", "vocab_size", "constraint_trie",
     "constraint_start", "lm_model", "gen_code", "gen_box", "match_source_len", "temperature",
 )  # fmt: skip
+ENTAILMENT_ATTRIBUTES = (
+    "val_ans_l", "val_masks_l", "index2ans", "eos_item", "tokenizer", "model",
+)  # fmt: skip
 
 
 class OfaSpeedupUnsupported(RuntimeError):
@@ -128,3 +131,32 @@ def _check_decoder(decoder: Any) -> None:
         for attention in (layer.self_attn, layer.cross_attn):
             need(type(attention) is OFAAttention, "unknown attention type")
             need_attributes(attention, ATTENTION_ATTRIBUTES, "an attention module")
+
+
+def entailment_parts(pipeline: Any) -> Any:
+    """The task model (OfaForAllTasks) of a visual-entailment pipeline, checked for what
+    ``entailment.EntailmentScorer`` reads: the fields ``_traverse_inference`` uses."""
+    check_version()
+    from modelscope.models.multi_modal.ofa import OFAModel
+    from modelscope.models.multi_modal.ofa.utils import utils as ofa_utils
+    from modelscope.models.multi_modal.ofa_for_all_tasks import OfaForAllTasks
+    from modelscope.preprocessors.ofa.utils import collate
+    from modelscope.utils.constant import Tasks
+
+    task_model = getattr(pipeline, "model", None)
+    need(isinstance(task_model, OfaForAllTasks), "pipeline.model is not OfaForAllTasks")
+    task = getattr(getattr(task_model, "cfg", None), "task", None)
+    need(task == Tasks.visual_entailment, f"task is {task!r}, not visual entailment")
+    need(getattr(task_model, "gen_type", None) == "traverse", "gen_type != traverse")
+    need(callable(getattr(task_model, "_traverse_inference", None)), "no _traverse_inference")
+    need_attributes(task_model, ENTAILMENT_ATTRIBUTES, "the task model")
+    need(len(task_model.val_ans_l) == len(task_model.val_masks_l), "answers without masks")
+    need(hasattr(task_model.tokenizer, "pad_token_id"), "tokenizer has no pad_token_id")
+    ofa = task_model.model
+    need(isinstance(ofa, OFAModel), "model.model is not an OFAModel")
+    need_attributes(ofa, ("encoder", "decoder", "get_normalized_probs", "device"), "OFA")
+    preprocess = getattr(getattr(pipeline, "preprocessor", None), "preprocess", None)
+    need(callable(preprocess), "pipeline.preprocessor.preprocess is not callable")
+    need(callable(getattr(collate, "collate_tokens", None)), "no collate_tokens")
+    need(callable(getattr(ofa_utils, "expand_mask", None)), "no expand_mask")
+    return task_model
