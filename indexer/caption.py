@@ -39,9 +39,10 @@ class OfaCaptioner:
 
     `profile` picks the generation code (see indexer/ofa_speed/): "exact" (default: an
     incremental decoder giving the same captions as the unmodified pipeline, several times
-    faster), "fast" (bfloat16 / fewer beams: captions may change) or "plain" (ModelScope's
-    own loop, untouched). If the installed ModelScope is not one the speed-up knows, or the
-    speed-up fails its checks, the plain loop is used and `notice` says so.
+    faster), "fast" (the same decoder on bfloat16 weights with a channels-last image stem;
+    captions may change) or "plain" (ModelScope's own loop, untouched). If the installed
+    ModelScope is not one the speed-up knows, or the speed-up fails its checks, the plain
+    loop is used and `notice` says so.
     """
 
     def __init__(
