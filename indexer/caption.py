@@ -37,11 +37,12 @@ class OfaCaptioner:
     Weights load through transformers' safe loaders (safetensors, or torch.load with
     weights_only); code shipped with a model runs only with `trust_remote_code`.
 
-    `profile` picks the generation code (see indexer/ofa_speed.py): "exact" (default: an
+    `profile` picks the generation code (see indexer/ofa_speed/): "exact" (default: an
     incremental decoder giving the same captions as the unmodified pipeline, several times
-    faster), "fast" (bfloat16 / fewer beams: captions may change) or "plain" (ModelScope's
-    own loop, untouched). If the installed ModelScope is not one the speed-up knows, the
-    plain loop is used and `notice` says so.
+    faster), "fast" (the same decoder on bfloat16 weights with a channels-last image stem;
+    captions may change) or "plain" (ModelScope's own loop, untouched). If the installed
+    ModelScope is not one the speed-up knows, or the speed-up fails its checks, the plain
+    loop is used and `notice` says so.
     """
 
     def __init__(

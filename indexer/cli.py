@@ -12,7 +12,7 @@ import click
 
 # Before torch loads: OpenMP threads that spin while they wait take the cores the decode
 # workers need; measured on 2 cores under load, a caption took 0.84 s passive against
-# 3.7-7.0 s with the default (python -m bench, indexer/ofa_speed.py notes).
+# 3.7-7.0 s with the default (python -m bench, indexer/ofa_speed/ notes).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import IndexerError

@@ -48,7 +48,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     rerank_model: str | None = None  # None: chosen by device (see search.rerank)
     trust_remote_code: bool = False  # let a model folder run its own Python code
-    profile: str = "default"  # "fast": reduced precision / fewer beams, captions may change
+    profile: str = "default"  # "fast": bfloat16 + channels-last, captions may change
 
 
 def _convert(name: str, value: object) -> object:

@@ -2,13 +2,13 @@
 
 ModelScope's visual-entailment pipeline returns only the winning label and its probability,
 and fails when given `batch_size`. `OfaEntailmentReranker` loads the same pipeline (so the
-real model folder, preprocessor and answer set are used) but scores a batch of pairs itself,
-the way `OfaForAllTasks._traverse_inference` does, keeping all three probabilities.
+real model folder, preprocessor and answer set are used) and scores a batch of pairs itself
+with `indexer.ofa_speed.entailment`, keeping all three probabilities. Where that is not
+supported (another ModelScope version or structure), it asks the pipeline one pair at a time.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -55,24 +55,44 @@ def default_rerank_model(device: str) -> str:
 
 
 class OfaEntailmentReranker:
-    """OFA visual entailment (ModelScope `Tasks.visual_entailment`) scored in batches."""
+    """OFA visual entailment (ModelScope `Tasks.visual_entailment`) scored in batches.
+
+    If the batched scoring is not supported (see `indexer.ofa_speed.gate`) or fails at run
+    time, the reranker uses the pipeline's own answers from then on, one pair per call, and
+    `notice` says so. Those give only the winning answer's probability: the fallback
+    `Judgement` gives the winner that probability and splits the rest equally between the
+    other answers, so verdicts and P(winner) stay exact while the losers' split is a guess.
+    """
 
     def __init__(
         self, spec: str, device: str = "auto", batch_size: int = 4, trust_remote_code=False
     ) -> None:
+        from indexer.ofa_speed import OfaSpeedupUnsupported
+        from indexer.ofa_speed.entailment import EntailmentScorer
+
         self.name = spec
         self.batch_size = max(1, batch_size)
+        self.notice: str | None = None
         self._pipeline = load_modelscope_pipeline(
             "visual-entailment", spec, "rerank model", "--rerank-model", device, trust_remote_code
         )
-        ofa = self._pipeline.model
-        self._answers = [ofa.index2ans[i] for i in range(len(ofa.index2ans))]
+        index2ans = getattr(self._pipeline.model, "index2ans", None) or {}
+        self._answers = [index2ans[i] for i in range(len(index2ans))]
         missing = set(VERDICTS) - set(self._answers)
         if missing:
             raise ModelUnavailable(
                 f"rerank model {spec!r} does not answer {', '.join(sorted(missing))}; "
                 "it is not a visual-entailment model"
             )
+        self._scorer: EntailmentScorer | None = None
+        try:
+            self._scorer = EntailmentScorer(self._pipeline)
+        except OfaSpeedupUnsupported as error:
+            self._fall_back(str(error))
+
+    def _fall_back(self, reason: str) -> None:
+        self._scorer = None
+        self.notice = f"reranking uses ModelScope's own, slower one-by-one scoring: {reason}"
 
     def judge(self, images: Sequence[Image.Image], text: str) -> list[Judgement]:
         """Judge each image against `text`, `batch_size` pairs per forward pass."""
@@ -85,61 +105,26 @@ class OfaEntailmentReranker:
         return judgements
 
     def probabilities(self, pairs: Sequence[tuple[Image.Image, str]]) -> list[list[float]]:
-        """Softmax over the model's answers (in `index2ans` order) for each pair, in one batch."""
-        import torch
+        """Softmax over the model's answers (in `index2ans` order) for each pair, in one batch
+        (or, after a fallback, the pipeline's answers one by one: see the class)."""
+        if self._scorer is not None:
+            try:
+                return self._scorer.probabilities(pairs)
+            except Exception as error:  # noqa: BLE001  (an unknown ModelScope: any error)
+                from indexer.ofa_speed.gate import one_line
 
-        with torch.inference_mode():
-            scores = self._answer_log_scores(pairs)
-            return torch.softmax(scores.float(), dim=-1).tolist()
+                self._fall_back(f"batched scoring failed ({one_line(error)})")
+        return [self._pipeline_answer(image, text) for image, text in pairs]
 
-    def _collate(self, pairs):
-        import torch
-        from modelscope.preprocessors.ofa.utils.collate import collate_tokens
+    def _pipeline_answer(self, image: Image.Image, text: str) -> list[float]:
+        """The pipeline's own answer as a distribution: the winner's probability, the rest
+        split equally between the other answers."""
+        answer = self._pipeline({"image": image.convert("RGB"), "text": text})
+        label, score = _single(answer["labels"]), float(_single(answer["scores"]))
+        rest = (1.0 - score) / (len(self._answers) - 1)
+        return [score if name == label else rest for name in self._answers]
 
-        ofa = self._pipeline.model
-        pad, device = ofa.tokenizer.pad_token_id, ofa.model.device
-        prepare = self._pipeline.preprocessor.preprocess
-        samples = [prepare({"image": image.convert("RGB"), "text": text}) for image, text in pairs]
-        net_input = {
-            "input_ids": collate_tokens([s["source"] for s in samples], pad).to(device),
-            "patch_images": torch.stack([s["patch_image"] for s in samples]).to(device),
-            "patch_masks": torch.cat([s["patch_mask"] for s in samples]).to(device),
-        }
-        return net_input, [torch.as_tensor(s["decoder_prompt"]).cpu() for s in samples]
 
-    def _answer_log_scores(self, pairs):
-        """Summed log-probability of each answer after each pair's prompt: [pairs, answers]."""
-        import torch
-        from modelscope.models.multi_modal.ofa.utils.utils import expand_mask
-        from modelscope.preprocessors.ofa.utils.collate import collate_tokens
-
-        ofa = self._pipeline.model
-        model, pad, device = ofa.model, ofa.tokenizer.pad_token_id, ofa.model.device
-        net_input, prompts = self._collate(pairs)
-        encoded = model.encoder(**net_input)
-        columns = []
-        for answers, masks in zip(ofa.val_ans_l, ofa.val_masks_l, strict=True):
-            size = len(answers)
-            targets = collate_tokens(
-                [torch.cat([p[1:], a, ofa.eos_item]) for p in prompts for a in answers], pad
-            ).to(device)
-            previous = collate_tokens([torch.cat([p, a]) for p in prompts for a in answers],
-                                      pad).to(device)  # fmt: skip
-            allowed = collate_tokens(
-                [torch.cat([torch.zeros(len(p) - 1, m.size(1)).bool(), m])
-                 for p in prompts for m in masks], pad,
-            ).to(device)  # fmt: skip
-            hidden = encoded["last_hidden_state"].repeat_interleave(size, 0)
-            padding = encoded["padding_mask"].repeat_interleave(size, 0)
-            out = model.decoder(
-                previous,
-                encoder_hidden_states=hidden,
-                encoder_attention_mask=expand_mask(padding, hidden.dtype, previous.shape[-1]),
-                src_pos_embed=encoded["position_embedding"].repeat_interleave(size, 0),
-            )
-            out[0].masked_fill_(~allowed, -math.inf)
-            log_probs = model.get_normalized_probs(out, log_probs=True)
-            scores = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            scores = scores.masked_fill(targets.eq(pad), 0).masked_fill((~allowed).all(2), 0)
-            columns.append(scores.sum(1).view(-1, size))
-        return torch.cat(columns, dim=-1)
+def _single(value: object) -> object:
+    """The value of a one-pair pipeline output field, unwrapped from a list if it is one."""
+    return value[0] if isinstance(value, (list, tuple)) else value

@@ -1,8 +1,10 @@
 """OFA visual entailment through the real ModelScope pipeline folder, scored in batches."""
 
+import modelscope
 import pytest
 
 from indexer.errors import ModelUnavailable
+from indexer.ofa_speed.entailment import EntailmentScorer
 from search.rerank import OfaEntailmentReranker
 from testing.photos import scene
 
@@ -35,6 +37,46 @@ def test_judgements_match_the_pipelines_own_answer(reranker, pictures):
         assert judgement.verdict == answer["labels"]
         best = max(judgement.p_yes, judgement.p_no, judgement.p_maybe)
         assert best == pytest.approx(answer["scores"], abs=1e-5)
+
+
+def test_batched_scoring_needs_no_notice(reranker):
+    assert reranker.notice is None
+
+
+def assert_pipeline_answers(reranker, pictures, text):
+    """Judgements with the pipeline's own verdicts and winning probabilities."""
+    judgements = reranker.judge(pictures, text)
+    assert len(judgements) == len(pictures)
+    for picture, judgement in zip(pictures, judgements, strict=True):
+        answer = reranker._pipeline({"image": picture, "text": text})
+        assert judgement.verdict == answer["labels"]
+        best = max(judgement.p_yes, judgement.p_no, judgement.p_maybe)
+        assert best == pytest.approx(answer["scores"], abs=1e-5)
+        assert judgement.p_yes + judgement.p_no + judgement.p_maybe == pytest.approx(1.0)
+    return judgements
+
+
+def test_an_unchecked_modelscope_version_gets_the_pipelines_own_answers(
+    tiny_ofa_entailment, reranker, pictures, monkeypatch
+):
+    monkeypatch.setattr(modelscope, "__version__", "0.0.0")
+    fallback = OfaEntailmentReranker(tiny_ofa_entailment, device="cpu", batch_size=3)
+    assert "one-by-one" in fallback.notice and "modelscope 0.0.0" in fallback.notice
+    judgements = assert_pipeline_answers(fallback, pictures, "a red circle")
+    batched = reranker.judge(pictures, "a red circle")
+    assert [j.verdict for j in judgements] == [j.verdict for j in batched]
+
+
+def test_a_failure_of_batched_scoring_falls_back(tiny_ofa_entailment, pictures, monkeypatch):
+    fallback = OfaEntailmentReranker(tiny_ofa_entailment, device="cpu", batch_size=3)
+    assert fallback.notice is None
+
+    def broken(self, pairs):
+        raise KeyError("val_ans_l")
+
+    monkeypatch.setattr(EntailmentScorer, "_answer_log_scores", broken)
+    assert_pipeline_answers(fallback, pictures[:2], "two dogs")
+    assert "batched scoring failed (KeyError" in fallback.notice
 
 
 def test_a_caption_model_is_not_a_reranker(tiny_ofa_caption):
