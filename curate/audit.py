@@ -149,6 +149,8 @@ def audit_pairs(
         _judge_batch(rows[start : start + _BATCH], reranker, store, only_indexed)
         report(Progress(min(start + _BATCH, len(rows)), len(rows)))
     notices = [] if store else ["no index: stored captions are left empty"]
+    if getattr(reranker, "notice", None):
+        notices.append(reranker.notice)
     return AuditReport(sort_report(rows), reranker.name, notices)
 
 

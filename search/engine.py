@@ -154,6 +154,8 @@ class SearchEngine:
                 hit.why = explain(hit)
             return SearchResult(query, sort_hits(hits[:k], sort), reranked=False, notices=notices)
         shown, rejected = self._rerank(query, hits, rerank_top, show_rejected, reject_threshold)
+        if getattr(self.reranker, "notice", None):  # e.g. ModelScope's slower own scoring
+            notices.append(self.reranker.notice)
         return SearchResult(query, sort_hits(shown[:k], sort), reranked=True, rejected=rejected,
                             notices=notices)  # fmt: skip
 
@@ -224,7 +226,9 @@ def _clip(spec: str, device: str) -> Embedder:
 def make_reranker(settings) -> Reranker:
     """The OFA visual-entailment reranker the settings name (by default the one for their
     device), loaded now."""
-    from .rerank import OfaEntailmentReranker, default_rerank_model
+    from indexer.models import default_rerank_model
+
+    from .rerank import OfaEntailmentReranker
 
     spec = settings.rerank_model or default_rerank_model(settings.device)
     return OfaEntailmentReranker(spec, settings.device,

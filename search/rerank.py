@@ -16,10 +16,8 @@ from typing import Protocol, runtime_checkable
 from PIL import Image
 
 from indexer.errors import ModelUnavailable
-from indexer.hub import load_modelscope_pipeline, resolve_device
+from indexer.hub import load_modelscope_pipeline
 
-DEFAULT_RERANK_MODEL_CPU = "damo/ofa_visual-entailment_snli-ve_distilled_v2_en"
-DEFAULT_RERANK_MODEL_GPU = "iic/ofa_visual-entailment_snli-ve_large_en"
 VERDICTS = ("yes", "no", "maybe")
 
 
@@ -46,12 +44,6 @@ class Reranker(Protocol):
     def judge(self, images: Sequence[Image.Image], text: str) -> list[Judgement]:
         """One judgement per image, for the same text."""
         ...
-
-
-def default_rerank_model(device: str) -> str:
-    """The distilled model on a CPU, the large one on a GPU."""
-    on_gpu = resolve_device(device) == "cuda"
-    return DEFAULT_RERANK_MODEL_GPU if on_gpu else DEFAULT_RERANK_MODEL_CPU
 
 
 class OfaEntailmentReranker:
