@@ -1,9 +1,9 @@
 """`python -m bench`: what indexing and searching cost on this machine.
 
-    python -m bench                      # random-weight models of the real sizes, 24 photos
-    python -m bench --size tiny --photos 8 --loop-photos 4 --vectors 1000   # a quick check
-    python -m bench --caption-model DIR --clip-model local-dir:DIR   # real weights (adds
-                                         # the caption agreement of the fast profile)
+python -m bench                      # random-weight models of the real sizes, 24 photos
+python -m bench --size tiny --photos 8 --loop-photos 4 --vectors 1000   # a quick check
+python -m bench --caption-model DIR --clip-model local-dir:DIR   # real weights (adds
+                                     # the caption agreement of the fast profile)
 """
 
 from __future__ import annotations

@@ -79,8 +79,10 @@ def clip_stage(pictures: list[Image.Image], embedder, batch: int = 16) -> dict:
     with torch.inference_mode():
         embedder.model.encode_image(tensor)
         repeats = max(1, len(pictures) // batch)
-        model_only = repeats * batch / timed(
-            lambda: [embedder.model.encode_image(tensor) for _ in range(repeats)]
+        model_only = (
+            repeats
+            * batch
+            / timed(lambda: [embedder.model.encode_image(tensor) for _ in range(repeats)])
         )
     return {"stage_images_s": round(stage, 1), "model_only_images_s": round(model_only, 1),
             "stage_share": round(stage / model_only, 3)}  # fmt: skip

@@ -44,8 +44,9 @@ def table(title: str, rows: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = [title, "-" * len(title)]
     for n, row in enumerate(rows):
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
-                                                                               strict=True)))
+        lines.append(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        )
         if n == 0:
             lines.append("  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -52,7 +52,8 @@ def indexing(options, specs: dict, workdir: Path) -> dict:
     pictures = [decode_image(str(path)).image for path in photos]
     out: dict = {"photos": len(photos), "photo_size": "4000x3000 JPEG"}
     out["loop_images_min"] = bench.straightforward_loop(
-        photos[: options.loop_photos], loaded["caption_plain"], loaded["clip_fp32"])
+        photos[: options.loop_photos], loaded["caption_plain"], loaded["clip_fp32"]
+    )
     out["decode_images_s"] = bench.decode_stage(photos, options.workers)
     out["clip_fp32"] = bench.clip_stage(pictures, loaded["clip_fp32"])
     out["clip_default"] = bench.clip_stage(pictures, loaded["clip_default"])
@@ -67,11 +68,14 @@ def indexing(options, specs: dict, workdir: Path) -> dict:
         out[f"build_{profile}_images_min"] = rate
         out[f"build_{profile}_speedup"] = rate / out["loop_images_min"]
     out["clip_min_cosine_vs_fp32"] = bench.vector_agreement(
-        pictures, loaded["clip_fp32"], loaded["clip_default"])
+        pictures, loaded["clip_fp32"], loaded["clip_default"]
+    )
     out["fast_captions_vs_plain"] = bench.caption_agreement(
-        pictures, loaded["caption_plain"], loaded["caption_fast"])
+        pictures, loaded["caption_plain"], loaded["caption_fast"]
+    )
     out["default_captions_vs_plain"] = bench.caption_agreement(
-        pictures, loaded["caption_plain"], loaded["caption_default"])
+        pictures, loaded["caption_plain"], loaded["caption_default"]
+    )
     out["memory"] = peak_memory_mb()
     return out
 
@@ -104,8 +108,14 @@ def queries(options, specs: dict, workdir: Path) -> dict:
            "no_rerank": engine_latency(engine, QUERIES, rerank=False),
            "rerank_top10": engine_latency(engine, QUERIES, rerank=True)}  # fmt: skip
     engine.close()
-    out["cli_help_s"] = round(timed(lambda: subprocess.run(
-        [sys.executable, "-m", "indexer.cli", "--help"], capture_output=True, check=True)), 2)
+    out["cli_help_s"] = round(
+        timed(
+            lambda: subprocess.run(
+                [sys.executable, "-m", "indexer.cli", "--help"], capture_output=True, check=True
+            )
+        ),
+        2,
+    )
     return out
 
 
@@ -170,6 +180,8 @@ def _indexing_table(ix: dict) -> str:
          f"{ix['build_fast_speedup']:.2f}x the loop"),
     ]  # fmt: skip
     memory = ix["memory"]
-    title = (f"Indexing {ix['photos']} photos ({ix['photo_size']}); peak memory "
-             f"{memory['process_mb']} MB (+ decode workers {memory['largest_child_mb']} MB)")
+    title = (
+        f"Indexing {ix['photos']} photos ({ix['photo_size']}); peak memory "
+        f"{memory['process_mb']} MB (+ decode workers {memory['largest_child_mb']} MB)"
+    )
     return table(title, rows)

@@ -212,7 +212,8 @@ class _Builder:
     def _save(self, records: list[ImageRecord]) -> None:
         recorded = self.store.models()
         if (recorded["vector_dim"], recorded["caption_model"]) != (  # the newest models name it
-            len(records[0].vector), self.models.caption_name
+            len(records[0].vector),
+            self.models.caption_name,
         ):
             dim = len(records[0].vector)
             self.store.record_models(self.models.caption_name, self.models.clip_name, dim)
@@ -277,4 +278,3 @@ class _Builder:
             self.report.removed += len(gone)
         if plan.vanished_failures:
             self.store.remove_failures(plan.vanished_failures)
-

@@ -44,7 +44,7 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        """"exact" (flat) or "ivf" (approximate)."""
+        """ "exact" (flat) or "ivf" (approximate)."""
         return "ivf" if hasattr(self.index, "nprobe") else "exact"
 
     def suits(self, count: int) -> bool:

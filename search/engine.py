@@ -51,8 +51,10 @@ def empty_index_message(index_dir: str | os.PathLike) -> str:
     batch, or no build ever ran."""
     holder = build_running(index_dir)
     if holder:
-        return (f"a build of index {index_dir} is running ({holder}) and nothing is indexed "
-                "yet; search again once its first photos are in (`indexer status` counts them)")
+        return (
+            f"a build of index {index_dir} is running ({holder}) and nothing is indexed "
+            "yet; search again once its first photos are in (`indexer status` counts them)"
+        )
     return f"index {index_dir} is empty; run `indexer build PHOTOS` first"
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 ORIENTATIONS = ("landscape", "portrait", "square")
 
 
-
 @dataclass(frozen=True)
 class Filters:
     """Conditions a hit must meet; empty fields do not filter.

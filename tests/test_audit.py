@@ -166,8 +166,9 @@ def test_cli_text_listing(indexed, tmp_path, monkeypatch):
 
     store, photos = indexed
     pairs, _ = write_pairs(tmp_path, photos)
-    monkeypatch.setattr(search.rerank, "OfaEntailmentReranker",
-                        lambda spec, device, **options: TextReranker())
+    monkeypatch.setattr(
+        search.rerank, "OfaEntailmentReranker", lambda spec, device, **options: TextReranker()
+    )
     monkeypatch.setattr("curate.cli.quiet_model_logs", lambda: None)  # process-wide
     done = CliRunner().invoke(audit, [str(pairs), "--index", str(store.index_dir)])
     assert done.exit_code == 0, done.output

@@ -109,8 +109,14 @@ def test_nothing_is_deleted_under_a_missing_or_unreadable_root(tmp_path, monkeyp
 
     locked = str(photos / "a")
     real_scandir = os.scandir
-    monkeypatch.setattr("indexer.scan.os.scandir", lambda p: (_ for _ in ()).throw(
-        PermissionError(13, "Permission denied")) if os.fspath(p) == locked else real_scandir(p))
+    monkeypatch.setattr(
+        "indexer.scan.os.scandir",
+        lambda p: (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+            if os.fspath(p) == locked
+            else real_scandir(p)
+        ),
+    )
     report = build_index([photos / "a"], index, fake_models())
     assert report.removed == 0
     assert consistent(index)["indexed"] == 4

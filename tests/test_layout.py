@@ -47,7 +47,7 @@ def test_dependencies_point_one_way():
         package = path.relative_to(ROOT).parts[0]
         if package not in ORDER:
             continue
-        allowed = set(ORDER[ORDER.index(package):])
+        allowed = set(ORDER[ORDER.index(package) :])
         for name in imported_packages(path) & set(ORDER) - allowed:
             wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not wrong, "\n".join(wrong)

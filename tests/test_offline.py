@@ -146,7 +146,11 @@ def test_fetch_without_network_fails_fast_in_one_line(no_network_env, offline_fl
 def test_fetch_with_everything_here_downloads_nothing(
     no_network_env, tiny_clip, tiny_ofa_caption, tiny_ofa_entailment
 ):
-    env = dict(no_network_env, INDEXER_CLIP_MODEL=tiny_clip,
-               INDEXER_CAPTION_MODEL=tiny_ofa_caption, INDEXER_RERANK_MODEL=tiny_ofa_entailment)
+    env = dict(
+        no_network_env,
+        INDEXER_CLIP_MODEL=tiny_clip,
+        INDEXER_CAPTION_MODEL=tiny_ofa_caption,
+        INDEXER_RERANK_MODEL=tiny_ofa_entailment,
+    )
     fetched = json.loads(run_cli("models", "fetch", "--json", env=env).stdout)["models"]
     assert all(model["path"] and model["size"] for model in fetched)

@@ -218,8 +218,9 @@ def test_a_first_build_that_has_not_committed_yet_is_named(tmp_path, monkeypatch
                 IndexStore.open(index, create=True).close()
             page = run_page(q="a red car")
         shown = [*(m.value for m in page.info), *(m.value for m in page.error)]
-        assert any("is running" in text and "nothing is indexed yet" in text
-                   for text in shown), shown
+        assert any("is running" in text and "nothing is indexed yet" in text for text in shown), (
+            shown
+        )
 
 
 def test_detail_view_and_back(page_env):

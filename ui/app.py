@@ -105,12 +105,24 @@ def controls(library: Library) -> Request:
                           on_change=leave, args=("like", "photo"))  # fmt: skip
     with st.sidebar:
         st.subheader("Search by example")
-        upload = st.file_uploader("A photo to find similar ones", type=EXAMPLE_TYPES,
-                                  key="example", on_change=leave, args=("like", "photo"))
+        upload = st.file_uploader(
+            "A photo to find similar ones",
+            type=EXAMPLE_TYPES,
+            key="example",
+            on_change=leave,
+            args=("like", "photo"),
+        )
         st.subheader("Results")
         k = st.number_input("Number of results", 1, MAX_K, DEFAULT_K, key="k", bind=BIND)
-        sort = st.segmented_control("Sort", SORTS, default=SORTS[0], required=True, key="sort",
-                                    bind=BIND, help="Date: newest first, among relevant hits.")
+        sort = st.segmented_control(
+            "Sort",
+            SORTS,
+            default=SORTS[0],
+            required=True,
+            key="sort",
+            bind=BIND,
+            help="Date: newest first, among relevant hits.",
+        )
         rerank = st.toggle("Rerank", True, key="rerank", bind=BIND,
                            help="Judge the top hits with OFA visual entailment.")  # fmt: skip
         top = st.number_input("How many to rerank", 1, MAX_TOP, DEFAULT_TOP, key="top",

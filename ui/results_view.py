@@ -48,8 +48,10 @@ def nothing_matches(result: SearchResult) -> str:
     message = "Nothing matches."
     if result.rejected:
         plural = "s" if result.rejected != 1 else ""
-        message += (f" The reranker rejected {result.rejected} candidate{plural}; "
-                    "turn on “Show rejected” to see them.")
+        message += (
+            f" The reranker rejected {result.rejected} candidate{plural}; "
+            "turn on “Show rejected” to see them."
+        )
     return message
 
 
@@ -100,8 +102,10 @@ def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
         st.code(path, language=None)
         source = "taken (EXIF)" if row["taken_at"] else "file time"
         when = (row["date"] or "unknown").replace("T", " ")
-        st.markdown(f"{row['width']} × {row['height']} pixels · {file_size(row['size'])}  \n"
-                    f"{source}: {when}")
+        st.markdown(
+            f"{row['width']} × {row['height']} pixels · {file_size(row['size'])}  \n"
+            f"{source}: {when}"
+        )
         hit = next((h for h in hits if h.id == photo_id), None)
         if hit is None:
             st.caption("Open this photo from a search to see its scores.")

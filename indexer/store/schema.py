@@ -34,7 +34,8 @@ def create_tables(db) -> None:
         )  # fmt: skip
         db["tags"].create(
             {"image_id": int, "label": str, "score": float, "model": str},
-            pk=("image_id", "label"), if_not_exists=True,
+            pk=("image_id", "label"),
+            if_not_exists=True,
         )
         db["tags"].create_index(["label"], if_not_exists=True)
         if db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is None:
