@@ -102,3 +102,11 @@ def test_a_failure_while_captioning_falls_back_for_that_call(
     monkeypatch.setattr(incremental.IncrementalDecoder, "_layer", missing_attribute)
     assert exact.caption(pictures[:4]) == one_by_one[:4]  # one batch, as in the plain run
     assert exact.caption(pictures[:1]) == one_by_one[:1]
+
+
+def test_the_exact_profile_counts_what_its_guard_redid(tiny_ofa_caption, pictures, plain):
+    exact = OfaCaptioner(tiny_ofa_caption, "cpu", batch_size=4, profile="exact")
+    assert exact.guard_counts() == (0, 0) and plain.guard_counts() is None
+    exact.caption(pictures)
+    seen, redone = exact.guard_counts()
+    assert seen == len(pictures) and 0 <= redone <= seen

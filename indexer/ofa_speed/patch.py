@@ -25,6 +25,8 @@ class CaptionSpeedup:
         # how many hypotheses per image the caller keeps (only their order matters)
         self.keep = max(1, int(getattr(task_model, "num_return_sequences", 1)))
         self.strict_model = ensemble_member(ofa, StrictEncoder(ofa.encoder), ofa.decoder)
+        # the exact profile's guard: images decoded, and redone with strict arithmetic
+        self.guarded_images = self.redone_images = 0
         self.fast_generator = generator
         self.fast_model = None
         if profile == "exact":
@@ -78,6 +80,8 @@ class CaptionSpeedup:
             for i, hypos in enumerate(finalized)
             if hypos and final_tie(hypos, TIE_MARGIN, self.keep)
         }
+        self.guarded_images += count
+        self.redone_images += len(redo)
         parts = self.fast_model.encoder.parts
         for i in sorted(redo):
             # Alone, as the unmodified pipeline captions one image (batch shapes change the
