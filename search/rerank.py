@@ -65,14 +65,32 @@ class OfaEntailmentReranker:
         self._pipeline = load_modelscope_pipeline(
             "visual-entailment", spec, "rerank model", "--rerank-model", device, trust_remote_code
         )
+        self._answers = self._answer_order(spec)
+
+    @classmethod
+    def from_pipeline(cls, pipeline, name: str, batch_size: int = 4) -> OfaEntailmentReranker:
+        """A reranker over a visual-entailment pipeline that is already loaded
+        (`indexer finetune` measures the model it is training this way)."""
+        reranker = cls.__new__(cls)
+        reranker.name, reranker.batch_size, reranker._pipeline = name, max(1, batch_size), pipeline
+        reranker._answers = reranker._answer_order(name)
+        return reranker
+
+    @property
+    def answers(self) -> list[str]:
+        """The model's answers in the order `probabilities` gives theirs."""
+        return list(self._answers)
+
+    def _answer_order(self, spec: str) -> list[str]:
         ofa = self._pipeline.model
-        self._answers = [ofa.index2ans[i] for i in range(len(ofa.index2ans))]
-        missing = set(VERDICTS) - set(self._answers)
+        answers = [ofa.index2ans[i] for i in range(len(ofa.index2ans))]
+        missing = set(VERDICTS) - set(answers)
         if missing:
             raise ModelUnavailable(
                 f"rerank model {spec!r} does not answer {', '.join(sorted(missing))}; "
                 "it is not a visual-entailment model"
             )
+        return answers
 
     def judge(self, images: Sequence[Image.Image], text: str) -> list[Judgement]:
         """Judge each image against `text`, `batch_size` pairs per forward pass."""
