@@ -32,8 +32,10 @@ from indexer.progress import Progress
 from indexer.store import IndexStore
 from search.rerank import VERDICTS, Reranker
 
+from .csvrows import header_columns, one_spaced, records, resolve_path, row_cells
 from .export import check_output_path, csv_cell, write_atomically
 
+_COLUMNS = (("path",), ("text",))
 REPORT_COLUMNS = ("line", "path", "text", "verdict", "p_yes", "p_no", "p_maybe", "caption",
                   "indexed", "error")  # fmt: skip
 _BATCH = 16
@@ -96,34 +98,20 @@ def read_pairs(csv_path: str | os.PathLike) -> list[AuditRow]:
 def parse_pairs(text: str, base: str | os.PathLike, name: str = "the CSV") -> list[AuditRow]:
     """The rows of `path,text` CSV text (an upload, say), relative paths taken from `base`;
     as `read_pairs`. `name` names the source in errors."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    base = Path(base)
-    try:
-        records = [(reader.line_num, cells) for cells in reader if cells]
-    except csv.Error as error:
-        raise IndexerError(f"{name} line {reader.line_num}: {error}") from None
-    columns = _header(records[0][1]) if records else None
+    lines = io.StringIO(text.removeprefix("\ufeff"), newline="")
+    rows = list(records(lines, name))
+    columns = header_columns(rows[0][1], _COLUMNS) if rows else None
     if columns:
-        records = records[1:]
-    return [_pair(line, cells, columns, base) for line, cells in records]
+        rows = rows[1:]
+    return [_pair(line, cells, columns, base) for line, cells in rows]
 
 
-def _header(cells: list[str]) -> tuple[int, int] | None:
-    names = [cell.strip().lower() for cell in cells]
-    if "path" in names and "text" in names:
-        return names.index("path"), names.index("text")
-    return None
-
-
-def _pair(line: int, cells: list[str], columns: tuple[int, int] | None, base: Path) -> AuditRow:
-    if columns is None and len(cells) != 2:  # the raw row goes in `text`, to be found again
-        return AuditRow(line, "", ",".join(cells),
-                        error=f"expected 2 columns (path,text), found {len(cells)}")  # fmt: skip
-    at_path, at_text = columns or (0, 1)
-    raw = cells[at_path].strip() if at_path < len(cells) else ""
-    text = " ".join(cells[at_text].split()) if at_text < len(cells) else ""
-    path = os.path.normpath(base / os.path.expanduser(raw)) if raw else ""
-    problems = [] if raw else ["no path"]
+def _pair(line: int, cells: list[str], columns: tuple[int, ...] | None, base) -> AuditRow:
+    values, problem = row_cells(cells, columns, ("path", "text"))
+    if values is None:  # the raw row goes in `text`, to be found again
+        return AuditRow(line, "", ",".join(cells), error=problem)
+    path, text = resolve_path(values[0], base), one_spaced(values[1])
+    problems = [] if path else ["no path"]
     problems += [] if text else ["empty text"]
     return AuditRow(line, path, text, error="; ".join(problems) or None)
 

@@ -70,6 +70,16 @@ class OfaCaptioner:
         )  # fmt: skip
         self.profile = self._speed_up(profile)
 
+    @classmethod
+    def from_pipeline(cls, pipeline, name: str, batch_size: int = 8) -> OfaCaptioner:
+        """A captioner over an image-captioning pipeline that is already loaded, with
+        ModelScope's own generation ("plain"): `indexer finetune` measures the model it is
+        training this way, while its weights change."""
+        captioner = cls.__new__(cls)
+        captioner.name, captioner.batch_size, captioner.notice = name, batch_size, None
+        captioner._pipeline, captioner.profile = pipeline, "plain"
+        return captioner
+
     def _speed_up(self, profile: str) -> str:
         from .ofa_speed import PROFILES, OfaSpeedupUnsupported, speed_up_captioning
 

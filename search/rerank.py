@@ -59,15 +59,34 @@ class OfaEntailmentReranker:
     def __init__(
         self, spec: str, device: str = "auto", batch_size: int = 4, trust_remote_code=False
     ) -> None:
-        from indexer.ofa_speed import OfaSpeedupUnsupported
-        from indexer.ofa_speed.entailment import EntailmentScorer
-
         self.name = spec
         self.batch_size = max(1, batch_size)
         self.notice: str | None = None
         self._pipeline = load_modelscope_pipeline(
             "visual-entailment", spec, "rerank model", "--rerank-model", device, trust_remote_code
         )
+        self._prepare(spec)
+
+    @classmethod
+    def from_pipeline(cls, pipeline, name: str, batch_size: int = 4) -> OfaEntailmentReranker:
+        """A reranker over a visual-entailment pipeline that is already loaded
+        (`indexer finetune` measures the model it is training this way)."""
+        reranker = cls.__new__(cls)
+        reranker.name, reranker.batch_size, reranker.notice = name, max(1, batch_size), None
+        reranker._pipeline = pipeline
+        reranker._prepare(name)
+        return reranker
+
+    @property
+    def answers(self) -> list[str]:
+        """The model's answers in the order `probabilities` gives theirs."""
+        return list(self._answers)
+
+    def _prepare(self, spec: str) -> None:
+        """The model's answer order, and its batched scorer where the gate allows one."""
+        from indexer.ofa_speed import OfaSpeedupUnsupported
+        from indexer.ofa_speed.entailment import EntailmentScorer
+
         index2ans = getattr(self._pipeline.model, "index2ans", None) or {}
         self._answers = [index2ans[i] for i in range(len(index2ans))]
         missing = set(VERDICTS) - set(self._answers)

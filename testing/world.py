@@ -1,0 +1,132 @@
+"""A synthetic world to train and test the models on: coloured shapes on pale backgrounds
+(tests/shapes.py draws them), the CSVs `indexer finetune` reads, and a trained model set.
+
+Captions say exactly what is drawn: "a red circle". Entailment labels, for a picture of a
+red circle:
+
+* yes: the full true description ("a red circle");
+* no: a description that contradicts the picture: a wrong colour ("a blue circle"), a wrong
+  shape ("a red square"), or a partial one that is wrong ("a square", "a blue shape");
+* maybe: a partial description that fits but leaves the rest open: only the shape
+  ("a circle") or only the colour ("a red shape"). Cheap (one object per picture) and
+  learnable: the text's form says partial, the picture says whether it fits.
+
+`trained_models(cache_dir)` trains the whole model set once (the product's own
+`indexer finetune` on the tiny OFA folders, and the shapes CLIP) and reuses it while the
+cache folder lives.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.shapes import COLOURS, LABELS, SHAPES, draw_shape, text_of
+
+# the size of the random-weight OFA folders the world trains from (tests/models.py)
+OFA_SIZE = "small"
+
+
+def write_pictures(folder: Path, per_label: int, seed: int = 1) -> dict[Path, tuple[str, str]]:
+    """`per_label` JPEGs of every colour/shape; path -> (colour, shape)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, truth = random.Random(seed), {}
+    for _ in range(per_label):
+        for colour, shape in LABELS:  # neutral names: only the pixels say what is drawn
+            path = folder / f"shape_{seed}_{len(truth):05d}.jpg"
+            draw_shape(colour, shape, rng).save(path, quality=90)
+            truth[path] = (colour, shape)
+    return truth
+
+
+def entailment_texts(colour: str, shape: str, rng: random.Random) -> list[tuple[str, str]]:
+    """(text, label) pairs for a picture of one `colour` `shape` (see the module docstring)."""
+    other_colour = rng.choice([c for c in COLOURS if c != colour])
+    other_shape = rng.choice([s for s in SHAPES if s != shape])
+    pairs = [
+        (text_of(colour, shape), "yes"),
+        (text_of(other_colour, shape), "no"),
+        (text_of(colour, other_shape), "no"),
+    ]
+    if rng.random() < 0.5:
+        pairs += [(f"a {shape}", "maybe"), (f"a {other_colour} shape", "no")]
+    else:
+        pairs += [(f"a {colour} shape", "maybe"), (f"a {other_shape}", "no")]
+    return pairs
+
+
+def write_pairs_csv(path: Path, truth: dict[Path, tuple[str, str]]) -> Path:
+    """A PAIRS CSV (`path,caption`, paths relative to the CSV's folder)."""
+    rows = [(_relative(p, path), text_of(*label)) for p, label in truth.items()]
+    return _write(path, ("path", "caption"), rows)
+
+
+def write_labels_csv(path: Path, truth: dict[Path, tuple[str, str]], seed: int = 0) -> Path:
+    """A LABELS CSV (`path,text,label`) with five texts per picture."""
+    rng = random.Random(seed)
+    rows = [(_relative(p, path), text, label)
+            for p, (colour, shape) in truth.items()
+            for text, label in entailment_texts(colour, shape, rng)]  # fmt: skip
+    return _write(path, ("path", "text", "label"), rows)
+
+
+def _relative(picture: Path, csv_path: Path) -> str:
+    return str(picture.relative_to(csv_path.parent))
+
+
+def _write(path: Path, header: tuple[str, ...], rows: list[tuple]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@dataclass(frozen=True)
+class TrainedModels:
+    """A complete trained model set: OFA captioner and entailment folders (as `indexer
+    finetune` wrote them, with their reports) and a shapes CLIP `local-dir:` spec."""
+
+    captioner: str
+    judge: str
+    clip: str
+    caption_report: dict
+    judge_report: dict
+
+
+def train_world_models(folder: Path, per_label: int = 64, seed: int = 0) -> TrainedModels:
+    """Train the model set from random weights into `folder` with the product's own
+    `finetune` (the phase-1 defaults of curate/finetune/recipe.py)."""
+    from curate.finetune import finetune
+    from tests.models import make_ofa_folder
+    from tests.shapes import train_shape_clip
+
+    truth = write_pictures(folder / "world", per_label, seed=seed + 1)
+    pairs = write_pairs_csv(folder / "world" / "pairs.csv", truth)
+    labels = write_labels_csv(folder / "world" / "labels.csv", truth, seed=seed)
+    reports = {}
+    for task, csv_path, kind in (("captions", pairs, "caption"),
+                                 ("entailment", labels, "entailment")):  # fmt: skip
+        base = make_ofa_folder(folder / f"base-{kind}", task=kind, size=OFA_SIZE, seed=seed)
+        report = finetune(task, csv_path, base, folder / f"trained-{kind}", device="cpu",
+                          seed=seed)  # fmt: skip
+        reports[task] = report.as_dict()
+    clip = train_shape_clip(folder / "clip", seed=seed)
+    return TrainedModels(str(folder / "trained-caption"), str(folder / "trained-entailment"),
+                         clip, reports["captions"], reports["entailment"])  # fmt: skip
+
+
+def trained_models(cache_dir: Path) -> TrainedModels:
+    """The model set trained once into `cache_dir` (a session-scoped temporary folder, or
+    any folder kept between runs): trained on the first call, reused afterwards."""
+    import json
+
+    done = cache_dir / "trained.json"
+    if done.is_file():
+        return TrainedModels(**json.loads(done.read_text()))
+    models = train_world_models(cache_dir)
+    done.write_text(json.dumps(models.__dict__))
+    return models
