@@ -10,9 +10,8 @@ from contextlib import contextmanager
 import click
 
 from indexer.cli import fail, one_line_errors, quiet_model_logs, settings_from
-from indexer.config import DEFAULT_CAPTION_MODEL
+from indexer.config import DEFAULT_CAPTION_MODEL, DEFAULT_RERANK_MODEL_CPU
 from indexer.options import device_option, json_option, trust_remote_code_option
-from search.rerank import DEFAULT_RERANK_MODEL_CPU
 
 
 def _training_options(command):

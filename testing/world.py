@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.shapes import COLOURS, LABELS, SHAPES, draw_shape, text_of
+from testing.shapes import COLOURS, LABELS, SHAPES, draw_shape, text_of
 
 # the size of the random-weight OFA folders the world trains from (tests/models.py)
 OFA_SIZE = "small"
@@ -101,8 +101,8 @@ def train_world_models(folder: Path, per_label: int = 64, seed: int = 0) -> Trai
     """Train the model set from random weights into `folder` with the product's own
     `finetune` (the phase-1 defaults of curate/finetune/recipe.py)."""
     from curate.finetune import finetune
-    from tests.models import make_ofa_folder
-    from tests.shapes import train_shape_clip
+    from testing.models import make_ofa_folder
+    from testing.shapes import train_shape_clip
 
     truth = write_pictures(folder / "world", per_label, seed=seed + 1)
     pairs = write_pairs_csv(folder / "world" / "pairs.csv", truth)

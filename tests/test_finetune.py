@@ -12,14 +12,14 @@ from click.testing import CliRunner
 
 from curate.finetune.data import Problem, Row, read_rows, survey
 from curate.finetune_cli import finetune as finetune_command
-from tests.world import write_labels_csv, write_pairs_csv, write_pictures
+from testing.world import write_labels_csv, write_pairs_csv, write_pictures
 
 
 @pytest.fixture(scope="module")
 def small_bases(tmp_path_factory) -> dict[str, str]:
     """Random-weight OFA folders of the size the world trains (tests/world.py)."""
-    from tests.models import make_ofa_folder
-    from tests.world import OFA_SIZE
+    from testing.models import make_ofa_folder
+    from testing.world import OFA_SIZE
 
     root = tmp_path_factory.mktemp("bases")
     return {task: make_ofa_folder(root / kind, task=kind, size=OFA_SIZE, seed=0)
@@ -189,7 +189,7 @@ def test_resume_continues_where_an_interrupted_run_stopped(tmp_path, world, smal
 
 @pytest.mark.slow
 def test_the_shapes_world_is_learned_from_random_weights(tmp_path_factory):
-    from tests.world import trained_models
+    from testing.world import trained_models
 
     models = trained_models(tmp_path_factory.mktemp("world-models"))
     captions, judge = models.caption_report, models.judge_report
