@@ -53,7 +53,7 @@ _OFA_SIZES = {
         "image": 64,
         "image_buckets": 16,
     },
-    # "tiny" with fan-in initialisation: the size that learns (tests/world.py trains it)
+    # "tiny" with fan-in initialisation: the size that learns (testing/world.py trains it)
     "small": {
         "d_model": 32,
         "layers": 1,

@@ -8,13 +8,16 @@ Two recipes, picked by the base model's width:
   epochs; the ResNet stem keeps its pretrained batch-norm statistics (BatchNorm in eval
   mode, as OFA fine-tunes), and the whole network is trained.
 * `SMALL` (narrower models: the tiny random-weight test models) from the measurements in
-  RECIPE below: a high learning rate, batch statistics in the stem, and the stem's first
+  the figures below: a high learning rate, batch statistics in the stem, and the stem's first
   stage (conv1, layer1) left as it is.
 
-RECIPE (measured on 2 shared CPU cores, modelscope 1.40.2, torch 2.14.1; the shapes world
-of tests/world.py: 4 colours x 3 shapes, captions "a red circle", 64 training pictures per
-label, 48 held-out pictures, batch 16; times are wall-clock on a loaded machine):
-see the module `curate.finetune.recipe_notes` (kept apart so this file stays short).
+Measured for the SMALL recipe (2 shared CPU cores, modelscope 1.40.2, torch 2.14.1; the
+shapes world of testing/world.py: 4 colours x 3 shapes, captions "a red circle", 64 training
+pictures per label, batch 16, 400 steps, the "small" test size of testing/models.py): on 80
+held-out pictures, caption exact-match 0.625 and token accuracy 0.906 (from under 0.2
+before): colours are learned, shapes only partly. The 0.9 that the trained-world proofs
+need is not reached yet; the stem's capacity at 64 pixels is the suspect (see the notes of
+the issue that brought this command).
 """
 
 from __future__ import annotations
