@@ -16,14 +16,6 @@ class Captioner(Protocol):
 
     name: str
 
-    def guard_counts(self) -> tuple[int, int] | None:
-        """(images captioned, images the exact profile's near-tie guard sent back through
-        the unmodified arithmetic) so far; None for the other profiles."""
-        speedup = vars(self._pipeline.model.generator).get("generate")
-        if self.profile != "exact" or speedup is None:
-            return None
-        return speedup.guarded_images, speedup.redone_images
-
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         """One caption per image, in order."""
         ...
