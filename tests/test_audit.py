@@ -181,6 +181,28 @@ def test_cli_text_listing(indexed, tmp_path, monkeypatch):
     assert text[-1] == "9 rows: 1 yes, 3 no, 1 maybe, 4 errors"
 
 
+def test_trust_remote_code_reaches_the_reranker(indexed, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import search.rerank
+    from curate.cli import audit
+
+    store, photos = indexed
+    pairs, _ = write_pairs(tmp_path, photos)
+    asked = []
+
+    def reranker(spec, device, **options):
+        asked.append(options.get("trust_remote_code"))
+        return TextReranker()
+
+    monkeypatch.setattr(search.rerank, "OfaEntailmentReranker", reranker)
+    monkeypatch.setattr("curate.cli.quiet_model_logs", lambda: None)
+    for flags, expected in (([], False), (["--trust-remote-code"], True)):
+        done = CliRunner().invoke(audit, [str(pairs), "--index", str(store.index_dir), *flags])
+        assert done.exit_code == 0, done.output
+        assert asked[-1] is expected
+
+
 def test_only_indexed_never_opens_other_files(indexed, tmp_path):
     from curate.audit import audit_pairs
 
