@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+DEFAULT_WORLD_CACHE = Path(__file__).resolve().parent.parent / "data" / "world" / "models"
+
 # as the `indexer` command does (indexer/cli.py): before torch loads
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -34,7 +36,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--vectors", default="1000,100000,1000000",
                         help="library sizes for the FAISS sweep (comma-separated)")  # fmt: skip
-    parser.add_argument("--skip", default="", help="parts to skip: indexing,queries,sweep")
+    parser.add_argument("--skip", default="",
+                        help="parts to skip: indexing,queries,world,sweep")  # fmt: skip
+    parser.add_argument("--world-cache", default=str(DEFAULT_WORLD_CACHE),
+                        help="where the shapes world's trained models are kept (trained "
+                        "there on the first run, a few minutes)")  # fmt: skip
     parser.add_argument("--json", dest="json_out", help="also write the results to this file")
     return parser.parse_args()
 

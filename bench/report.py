@@ -129,6 +129,10 @@ def run_all(options, specs: dict, workdir: Path) -> tuple[dict, str]:
         results["indexing"] = indexing(options, specs, workdir)
     if "queries" not in skip:
         results["queries"] = queries(options, specs, workdir)
+    if "world" not in skip:
+        from .world import world_captions
+
+        results["world"] = world_captions(options, Path(options.world_cache))
     if "sweep" not in skip:
         sizes = [int(n) for n in options.vectors.split(",") if n]
         results["sweep"] = sweep(sizes)
@@ -147,6 +151,14 @@ def render(results: dict) -> str:
             rows.append((name, q[name]["p50_ms"], q[name]["p90_ms"]))
         parts.append(table(f"Queries on {q['library']} photos (20 each, models loaded once; "
                            f"`indexer --help` {q['cli_help_s']} s)", rows))  # fmt: skip
+    if "world" in results:
+        from .world import world_table
+
+        w = results["world"]
+        rows = [("stage", "rate", "note"), *world_table(w)]
+        parts.append(table(f"Captioning {w['pictures']} pictures of the shapes world with its "
+                           f"trained tiny captioner (held-out exact match "
+                           f"{w['held_out_exact_match']:.0%})", rows))  # fmt: skip
     if "sweep" in results:
         keys = ("vectors", "index", "build_s", "p50_ms", "p90_ms", "p99_ms", "recall@10",
                 "memory_mb")  # fmt: skip

@@ -7,22 +7,28 @@ classified against the texts of all colour/shape combinations through both tower
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 50), "blue": (40, 70, 220),
-           "yellow": (235, 215, 30)}  # fmt: skip
-SHAPES = ("circle", "square", "triangle")
+# the world's generator inputs, shared with `make demo`
+WORLD_FILE = Path(__file__).resolve().parent.parent / "data" / "world.json"
+WORLD = json.loads(WORLD_FILE.read_text(encoding="utf-8"))
+COLOURS = {name: tuple(rgb) for name, rgb in WORLD["colours"].items()}
+SHAPES = tuple(WORLD["shapes"])
 LABELS = [(colour, shape) for colour in COLOURS for shape in SHAPES]
+PICTURE_SIZE = WORLD["picture_size"]
 
 
 def text_of(colour: str, shape: str) -> str:
     return f"a {colour} {shape}"
 
 
-def draw_shape(colour: str, shape: str, rng: random.Random, size: int = 96) -> Image.Image:
+def draw_shape(
+    colour: str, shape: str, rng: random.Random, size: int = PICTURE_SIZE
+) -> Image.Image:
     """One shape of one colour on a pale random background, at a random place and size."""
     background = tuple(rng.randrange(190, 256) for _ in range(3))
     image = Image.new("RGB", (size, size), background)

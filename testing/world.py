@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from testing.shapes import COLOURS, LABELS, SHAPES, draw_shape, text_of
+from testing.shapes import COLOURS, LABELS, SHAPES, WORLD, draw_shape, text_of
 
 # the size of the random-weight OFA folders the world trains from (tests/models.py)
 OFA_SIZE = "small"
@@ -42,19 +42,15 @@ def write_pictures(folder: Path, per_label: int, seed: int = 1) -> dict[Path, tu
 
 
 def entailment_texts(colour: str, shape: str, rng: random.Random) -> list[tuple[str, str]]:
-    """(text, label) pairs for a picture of one `colour` `shape` (see the module docstring)."""
+    """(text, label) pairs for a picture of one `colour` `shape`, one of each label (see
+    the module docstring): the true description, a contradiction (wrong colour, wrong
+    shape, or a wrong partial one, at random) and a partial description that fits."""
     other_colour = rng.choice([c for c in COLOURS if c != colour])
     other_shape = rng.choice([s for s in SHAPES if s != shape])
-    pairs = [
-        (text_of(colour, shape), "yes"),
-        (text_of(other_colour, shape), "no"),
-        (text_of(colour, other_shape), "no"),
-    ]
-    if rng.random() < 0.5:
-        pairs += [(f"a {shape}", "maybe"), (f"a {other_colour} shape", "no")]
-    else:
-        pairs += [(f"a {colour} shape", "maybe"), (f"a {other_shape}", "no")]
-    return pairs
+    wrong = rng.choice([text_of(other_colour, shape), text_of(colour, other_shape),
+                        f"a {other_shape}", f"a {other_colour} shape"])  # fmt: skip
+    partial = rng.choice([f"a {shape}", f"a {colour} shape"])
+    return [(text_of(colour, shape), "yes"), (wrong, "no"), (partial, "maybe")]
 
 
 def write_pairs_csv(path: Path, truth: dict[Path, tuple[str, str]]) -> Path:
@@ -64,7 +60,7 @@ def write_pairs_csv(path: Path, truth: dict[Path, tuple[str, str]]) -> Path:
 
 
 def write_labels_csv(path: Path, truth: dict[Path, tuple[str, str]], seed: int = 0) -> Path:
-    """A LABELS CSV (`path,text,label`) with five texts per picture."""
+    """A LABELS CSV (`path,text,label`) with three texts per picture (yes, no, maybe)."""
     rng = random.Random(seed)
     rows = [(_relative(p, path), text, label)
             for p, (colour, shape) in truth.items()
@@ -97,29 +93,35 @@ class TrainedModels:
     judge_report: dict
 
 
-def train_world_models(folder: Path, per_label: int = 64, seed: int = 0) -> TrainedModels:
+def train_world_models(folder: Path, on_step=None, seed: int = 0) -> TrainedModels:
     """Train the model set from random weights into `folder` with the product's own
-    `finetune` (the phase-1 defaults of curate/finetune/recipe.py)."""
+    `finetune` and its defaults for small models (curate/finetune/recipe.py).
+
+    The judge is trained second, from the trained captioner's weights: a curriculum, like
+    the real OFA models, whose tasks all start from one pre-trained model. From random
+    weights the judge learns which texts are partial but not which pictures contradict
+    them (curate/finetune/RECIPE.md has the runs)."""
     from curate.finetune import finetune
-    from testing.models import make_ofa_folder
+    from testing.models import make_ofa_folder, replace_weights
     from testing.shapes import train_shape_clip
 
-    truth = write_pictures(folder / "world", per_label, seed=seed + 1)
+    spec = WORLD["training"]
+    truth = write_pictures(folder / "world", spec["pictures_per_label"], seed=spec["seed"])
     pairs = write_pairs_csv(folder / "world" / "pairs.csv", truth)
     labels = write_labels_csv(folder / "world" / "labels.csv", truth, seed=seed)
-    reports = {}
-    for task, csv_path, kind in (("captions", pairs, "caption"),
-                                 ("entailment", labels, "entailment")):  # fmt: skip
-        base = make_ofa_folder(folder / f"base-{kind}", task=kind, size=OFA_SIZE, seed=seed)
-        report = finetune(task, csv_path, base, folder / f"trained-{kind}", device="cpu",
-                          seed=seed)  # fmt: skip
-        reports[task] = report.as_dict()
+    captioner = folder / "trained-caption"
+    base = make_ofa_folder(folder / "base-caption", task="caption", size=OFA_SIZE, seed=seed)
+    captions = finetune("captions", pairs, base, captioner, device="cpu", seed=seed,
+                        on_progress=on_step)  # fmt: skip
+    base = make_ofa_folder(folder / "base-entailment", task="entailment", size=OFA_SIZE)
+    replace_weights(base, captioner)
+    judge = finetune("entailment", labels, base, folder / "trained-entailment", device="cpu",
+                     seed=seed, on_progress=on_step)  # fmt: skip
     clip = train_shape_clip(folder / "clip", seed=seed)
-    return TrainedModels(str(folder / "trained-caption"), str(folder / "trained-entailment"),
-                         clip, reports["captions"], reports["entailment"])  # fmt: skip
+    return TrainedModels(str(captioner), judge.out, clip, captions.as_dict(), judge.as_dict())
 
 
-def trained_models(cache_dir: Path) -> TrainedModels:
+def trained_models(cache_dir: Path, on_step=None) -> TrainedModels:
     """The model set trained once into `cache_dir` (a session-scoped temporary folder, or
     any folder kept between runs): trained on the first call, reused afterwards."""
     import json
@@ -127,6 +129,33 @@ def trained_models(cache_dir: Path) -> TrainedModels:
     done = cache_dir / "trained.json"
     if done.is_file():
         return TrainedModels(**json.loads(done.read_text()))
-    models = train_world_models(cache_dir)
+    models = train_world_models(cache_dir, on_step)
     done.write_text(json.dumps(models.__dict__))
     return models
+
+
+def write_library(folder: Path) -> dict[Path, tuple[str, str]]:
+    """The world's photo library: pictures the models never saw (another seed), of every
+    colour/shape but the world's `absent` ones, with only a few of the `rare` ones (whose
+    searches are surrounded by look-alikes); path -> (colour, shape)."""
+    spec = WORLD["library"]
+    absent = {tuple(pair) for pair in spec["absent"]}
+    truth = write_pictures(folder, spec["pictures_per_label"], seed=spec["seed"])
+    kept = dict.fromkeys(rare_labels(), spec["rare"]["pictures"])
+    for path, label in list(truth.items()):
+        if label in absent or kept.get(label, 1) <= 0:
+            path.unlink()
+            del truth[path]
+        elif label in kept:
+            kept[label] -= 1
+    return truth
+
+
+def rare_labels() -> list[tuple[str, str]]:
+    """The colour/shape pairs the library has only a few pictures of."""
+    return [tuple(pair) for pair in WORLD["library"]["rare"]["labels"]]
+
+
+def absent_labels() -> list[tuple[str, str]]:
+    """The colour/shape pairs the library leaves out."""
+    return [tuple(pair) for pair in WORLD["library"]["absent"]]

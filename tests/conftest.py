@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,25 @@ def tiny_ofa_entailment(tmp_path_factory) -> str:
 
     folder = tmp_path_factory.mktemp("models") / "ofa_entailment"
     return make_ofa_folder(folder, task="entailment", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def world_cache(tmp_path_factory) -> Path:
+    """Where the shapes world's trained models are kept: $INDEXER_WORLD_CACHE (kept between
+    runs), else a folder of this run."""
+    kept = os.environ.get("INDEXER_WORLD_CACHE")
+    cache = Path(kept) if kept else tmp_path_factory.mktemp("world-models")
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def world_models(world_cache):
+    """The shapes world's trained model set (testing/world.py), trained once per run: a few
+    minutes on 2 cores."""
+    from testing.world import trained_models
+
+    return trained_models(world_cache)
 
 
 @pytest.fixture

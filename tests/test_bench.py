@@ -8,16 +8,17 @@ import pytest
 
 
 @pytest.mark.slow
-def test_bench_runs_on_a_tiny_size(tmp_path):
+def test_bench_runs_on_a_tiny_size(tmp_path, world_models, world_cache):
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--size", "tiny", "--photos", "3", "--loop-photos", "2",
-         "--batch-size", "2", "--vectors", "500", "--json", str(out)],
+         "--batch-size", "2", "--vectors", "500", "--world-cache", str(world_cache),
+         "--json", str(out)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert {"indexing", "queries", "sweep"} <= set(results)
+    assert {"indexing", "queries", "world", "sweep"} <= set(results)
     indexing = results["indexing"]
     for key in ("loop_images_min", "build_default_images_min", "build_fast_images_min",
                 "decode_images_s", "clip_min_cosine_vs_fp32"):  # fmt: skip
@@ -25,3 +26,7 @@ def test_bench_runs_on_a_tiny_size(tmp_path):
     assert indexing["default_captions_vs_plain"]["identical"] == "3/3"
     assert results["sweep"][0]["recall@10"] == 1.0  # exact search at this size
     assert "straightforward loop" in done.stdout and "FAISS search" in done.stdout
+    world = results["world"]  # the trained captioner: identical captions, guard counted
+    assert world["exact_vs_plain"]["identical"] == f"{world['pictures']}/{world['pictures']}"
+    assert world["guard"]["captions"] == world["pictures"] >= world["guard"]["redone"] >= 0
+    assert "shapes world" in done.stdout

@@ -16,7 +16,7 @@ def test_search_ranks_the_asked_for_shape_first(tmp_path, cli_env):
     env = dict(cli_env, INDEXER_CLIP_MODEL=clip)
     run_cli("build", str(tmp_path / "photos"), env=env)
     precisions = {}
-    for label in [("red", "circle"), ("blue", "square"), ("yellow", "triangle")]:
+    for label in [("red", "circle"), ("blue", "square"), ("pink", "triangle")]:
         assert label in LABELS
         done = run_cli("search", text_of(*label), "--no-rerank", "-k", "5", "--json", env=env)
         hits = json.loads(done.stdout)["results"]

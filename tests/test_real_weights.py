@@ -28,7 +28,7 @@ def pictures():
     rng = random.Random(3)
     return {"red circle": draw_shape("red", "circle", rng, size=384),
             "blue square": draw_shape("blue", "square", rng, size=384),
-            "yellow triangle": draw_shape("yellow", "triangle", rng, size=384)}  # fmt: skip
+            "pink triangle": draw_shape("pink", "triangle", rng, size=384)}  # fmt: skip
 
 
 def test_captions_name_the_colour_and_exact_equals_the_unmodified_pipeline(pictures):

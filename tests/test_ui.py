@@ -147,6 +147,12 @@ def test_url_query_runs_the_search_and_shows_the_grid(page_env):
     assert run_page().caption[0].value.startswith("Type what the photos should show")
 
 
+def test_a_banner_says_what_the_library_is(page_env, monkeypatch):
+    monkeypatch.setenv("INDEXER_BANNER", "Demo: synthetic pictures of shapes")
+    page = run_page()
+    assert [info.value for info in page.info][:1] == ["Demo: synthetic pictures of shapes"]
+
+
 def test_models_load_once_per_server(page_env):
     from search.engine import make_engine as real
 

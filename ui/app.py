@@ -28,6 +28,7 @@ also the one the Audit view uses.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -288,6 +289,9 @@ def main(make_engine: MakeEngine | None = None) -> None:
     quiet_model_logs()
     st.set_page_config(page_title="Photo search", page_icon=":material/photo_library:",
                        layout="wide")  # fmt: skip
+    banner = os.environ.get("INDEXER_BANNER", "").strip()
+    if banner:  # e.g. `make demo`: say what this library is
+        st.info(banner, icon=":material/science:")
     st.navigation(views(make_engine or real_engine), position="top").run()
 
 

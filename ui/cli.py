@@ -40,8 +40,11 @@ def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> lis
 @click.option("--host", default=DEFAULT_HOST, show_default=True,
               help="Address to listen on. The page has no login: anything but this machine "
               "(e.g. 0.0.0.0) shows your photos to whoever can reach it.")  # fmt: skip
+@click.option("--banner", envvar="INDEXER_BANNER", default="", metavar="TEXT",
+              help="A line shown at the top of every page, e.g. what this library is "
+              "[$INDEXER_BANNER].")  # fmt: skip
 @one_line_errors
-def ui(index_dir, port, host):
+def ui(index_dir, port, host, banner):
     """Serve the search page on this machine: a query box, a grid of results with their
     verdicts and scores, search by example, filters and a detail view of a photo.
 
@@ -61,7 +64,7 @@ def ui(index_dir, port, host):
                    "search and see your photos", err=True)  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Search page for {settings.index_dir} on http://{shown}:{port}", err=True)
-    environment = dict(os.environ, INDEXER_HOME=str(settings.index_dir))
+    environment = dict(os.environ, INDEXER_HOME=str(settings.index_dir), INDEXER_BANNER=banner)
     command = streamlit_command(host, port)
     sys.stdout.flush()
     sys.stderr.flush()

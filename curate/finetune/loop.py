@@ -59,14 +59,12 @@ class Loop:
 
     def _train_mode(self) -> None:
         """Dropout on; the stem's BatchNorm layers normalise with their stored statistics
-        ("frozen") or with each batch's while updating the stored ones ("batch"); frozen
-        stem modules stay in eval mode either way."""
+        ("frozen") or with each batch's while updating the stored ones ("batch", frozen
+        stem modules included: a random model's stored statistics are meaningless, and
+        inference must find ones that fit the layers after them)."""
         import torch
 
         self.trainee.net.train()
-        for name, module in self.stem.named_children():
-            if name in self.recipe.frozen_stem:
-                module.eval()
         if self.recipe.stem_statistics == "frozen":
             for module in self.stem.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
