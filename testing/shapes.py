@@ -65,29 +65,51 @@ SHAPE_CLIP_CFG = {
 }
 
 
-def train_shape_clip(folder: Path, steps: int = 400, seed: int = 0) -> str:
+def train_shape_clip(
+    folder: Path,
+    steps: int = 400,
+    seed: int = 0,
+    names: dict[str, str] | None = None,
+    prompts: bool = False,
+) -> str:
     """Train a small open_clip CLIP on shapes (about 20 s on 2 cores) and save it as a
-    `local-dir:` model folder; returns its spec."""
+    `local-dir:` model folder; returns its spec.
+
+    Each picture is classified against the texts of all colour/shape pairs ("a red circle")
+    and, with `prompts`, also against "a photo of {colour}" for every colour (and "a photo",
+    never the answer: `indexer tag`'s neutral prompt) and "a photo of a {shape}" for every
+    shape (what `indexer tag` and a one-word query ask). `names` renames
+    things in the CLIP's texts only (the world's CLIP calls triangles wedges)."""
     import open_clip
     import torch
 
     from testing.models import save_clip_folder
+
+    def name(word: str) -> str:
+        return (names or {}).get(word, word)
 
     torch.manual_seed(seed)
     model = open_clip.CLIP(**SHAPE_CLIP_CFG)
     preprocess = open_clip.image_transform(64, is_train=False)
     tokenizer = open_clip.get_tokenizer("ViT-B-32")  # the default SimpleTokenizer
     rng = random.Random(seed)
-    texts = tokenizer([text_of(*label) for label in LABELS])
+    heads = [(tokenizer([text_of(name(c), name(s)) for c, s in LABELS]), list(LABELS))]
+    if prompts:
+        colours = [f"a photo of {name(c)}" for c in COLOURS] + ["a photo"]  # never the answer
+        heads.append((tokenizer(colours), list(COLOURS)))
+        heads.append((tokenizer([f"a photo of a {name(s)}" for s in SHAPES]), list(SHAPES)))
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     model.train()
     for _ in range(steps):
-        labels = [rng.randrange(len(LABELS)) for _ in range(48)]
-        images = torch.stack([preprocess(draw_shape(*LABELS[i], rng)) for i in labels])
+        labels = [LABELS[rng.randrange(len(LABELS))] for _ in range(48)]
+        images = torch.stack([preprocess(draw_shape(*label, rng)) for label in labels])
         image_features = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
-        text_features = torch.nn.functional.normalize(model.encode_text(texts), dim=-1)
-        logits = model.logit_scale.exp() * image_features @ text_features.T
-        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+        loss = 0.0
+        for n, (texts, classes) in enumerate(heads):
+            text_features = torch.nn.functional.normalize(model.encode_text(texts), dim=-1)
+            logits = model.logit_scale.exp() * image_features @ text_features.T
+            wanted = [classes.index(label if n == 0 else label[n - 1]) for label in labels]
+            loss = loss + torch.nn.functional.cross_entropy(logits, torch.tensor(wanted))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

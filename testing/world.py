@@ -1,15 +1,12 @@
 """A synthetic world to train and test the models on: coloured shapes on pale backgrounds
-(tests/shapes.py draws them), the CSVs `indexer finetune` reads, and a trained model set.
+(testing/shapes.py draws them, data/world.json says which), the CSVs `indexer finetune`
+reads, a trained model set, and a photo library the models never saw.
 
 Captions say exactly what is drawn: "a red circle". Entailment labels, for a picture of a
-red circle:
-
-* yes: the full true description ("a red circle");
-* no: a description that contradicts the picture: a wrong colour ("a blue circle"), a wrong
-  shape ("a red square"), or a partial one that is wrong ("a square", "a blue shape");
-* maybe: a partial description that fits but leaves the rest open: only the shape
-  ("a circle") or only the colour ("a red shape"). Cheap (one object per picture) and
-  learnable: the text's form says partial, the picture says whether it fits.
+red circle: "yes" for its description, "no" for one that contradicts it by colour ("a blue
+circle") or by shape ("a red square"). The world has no "maybe": with one object per
+picture, nothing in a colour-shape description is left open (SNLI-VE's neutral needs a
+hypothesis the picture cannot settle).
 
 `trained_models(cache_dir)` trains the whole model set once (the product's own
 `indexer finetune` on the tiny OFA folders, and the shapes CLIP) and reuses it while the
@@ -19,12 +16,14 @@ cache folder lives.
 from __future__ import annotations
 
 import csv
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from testing.shapes import COLOURS, LABELS, SHAPES, WORLD, draw_shape, text_of
 
+LIBRARY_EPOCH = 1_700_000_000  # the library's first picture: 2023-11-14
 # the size of the random-weight OFA folders the world trains from (tests/models.py)
 OFA_SIZE = "small"
 
@@ -42,15 +41,12 @@ def write_pictures(folder: Path, per_label: int, seed: int = 1) -> dict[Path, tu
 
 
 def entailment_texts(colour: str, shape: str, rng: random.Random) -> list[tuple[str, str]]:
-    """(text, label) pairs for a picture of one `colour` `shape`, one of each label (see
-    the module docstring): the true description, a contradiction (wrong colour, wrong
-    shape, or a wrong partial one, at random) and a partial description that fits."""
+    """(text, label) pairs for a picture of one `colour` `shape`: its description ("yes")
+    and one that contradicts it ("no"), by colour or by shape at random."""
     other_colour = rng.choice([c for c in COLOURS if c != colour])
     other_shape = rng.choice([s for s in SHAPES if s != shape])
-    wrong = rng.choice([text_of(other_colour, shape), text_of(colour, other_shape),
-                        f"a {other_shape}", f"a {other_colour} shape"])  # fmt: skip
-    partial = rng.choice([f"a {shape}", f"a {colour} shape"])
-    return [(text_of(colour, shape), "yes"), (wrong, "no"), (partial, "maybe")]
+    wrong = rng.choice([text_of(other_colour, shape), text_of(colour, other_shape)])
+    return [(text_of(colour, shape), "yes"), (wrong, "no")]
 
 
 def write_pairs_csv(path: Path, truth: dict[Path, tuple[str, str]]) -> Path:
@@ -60,7 +56,7 @@ def write_pairs_csv(path: Path, truth: dict[Path, tuple[str, str]]) -> Path:
 
 
 def write_labels_csv(path: Path, truth: dict[Path, tuple[str, str]], seed: int = 0) -> Path:
-    """A LABELS CSV (`path,text,label`) with three texts per picture (yes, no, maybe)."""
+    """A LABELS CSV (`path,text,label`) with two texts per picture (yes, no)."""
     rng = random.Random(seed)
     rows = [(_relative(p, path), text, label)
             for p, (colour, shape) in truth.items()
@@ -117,7 +113,7 @@ def train_world_models(folder: Path, on_step=None, seed: int = 0) -> TrainedMode
     replace_weights(base, captioner)
     judge = finetune("entailment", labels, base, folder / "trained-entailment", device="cpu",
                      seed=seed, on_progress=on_step)  # fmt: skip
-    clip = train_shape_clip(folder / "clip", seed=seed)
+    clip = train_shape_clip(folder / "clip", seed=seed, names=WORLD["clip_names"], prompts=True)
     return TrainedModels(str(captioner), judge.out, clip, captions.as_dict(), judge.as_dict())
 
 
@@ -148,7 +144,28 @@ def write_library(folder: Path) -> dict[Path, tuple[str, str]]:
             del truth[path]
         elif label in kept:
             kept[label] -= 1
-    return truth
+    for n, path in enumerate(sorted(truth)):  # taken an hour apart: no bursts
+        os.utime(path, (LIBRARY_EPOCH + 3600 * n,) * 2)
+    return truth | _copies(sorted(truth)[: spec["copies"]], truth)
+
+
+def _copies(originals: list[Path], truth: dict) -> dict[Path, tuple[str, str]]:
+    """For `indexer duplicates` to find: a byte-for-byte copy of the first original, and
+    smaller re-encoded copies of the others."""
+    import shutil
+
+    from PIL import Image
+
+    made = {}
+    for n, original in enumerate(originals):
+        copy = original.with_name(f"copy_{original.name}")
+        if n == 0:
+            shutil.copy2(original, copy)
+        else:
+            with Image.open(original) as picture:
+                picture.resize((72, 72)).save(copy, quality=80)
+        made[copy] = truth[original]
+    return made
 
 
 def rare_labels() -> list[tuple[str, str]]:

@@ -185,3 +185,22 @@ def test_resume_continues_where_an_interrupted_run_stopped(tmp_path, world, smal
     b = load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_a_fixed_stem_is_computed_once_per_picture():
+    import torch
+
+    from curate.finetune.stem_cache import StemCache
+
+    torch.manual_seed(0)
+    stem = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    keys = list(stem.state_dict())
+    pictures = torch.randn(3, 3, 8, 8)
+    expected = stem(pictures)
+    cache = StemCache(stem, max_bytes=2 * expected[0].nelement() * 4)  # room for two
+    assert torch.equal(stem(pictures), expected) and (cache.hits, cache.misses) == (0, 3)
+    assert torch.allclose(stem(pictures[[2, 0, 1]]), expected[[2, 0, 1]], atol=1e-6)
+    assert (cache.hits, cache.misses) == (2, 4)  # the third did not fit: computed again
+    assert list(stem.state_dict()) == keys
+    cache.remove()
+    assert "forward" not in vars(stem) and torch.allclose(stem(pictures), expected, atol=1e-6)

@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from .recipe import Recipe, learning_rate
+from .stem_cache import StemCache, stem_is_fixed
 
 
 class Loop:
@@ -26,6 +27,8 @@ class Loop:
             if name in recipe.frozen_stem:
                 module.requires_grad_(False)
         self.parameters = [p for p in trainee.net.parameters() if p.requires_grad]
+        fixed = stem_is_fixed(self.stem, recipe, trainee.net.config)
+        self.stem_cache = StemCache(self.stem) if fixed else None
         self.optimizer = torch.optim.AdamW(
             self.parameters, lr=recipe.lr, weight_decay=recipe.weight_decay
         )
@@ -69,6 +72,11 @@ class Loop:
             for module in self.stem.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
+
+    def close(self) -> None:
+        """Give the stem its own forward pass back."""
+        if self.stem_cache is not None:
+            self.stem_cache.remove()
 
     @property
     def recent_loss(self) -> float | None:

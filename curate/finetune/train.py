@@ -95,7 +95,7 @@ def finetune(
     if resume:
         recipe, start, optimizer_state, record = _resumed(folder, trainee, found, settings)
     else:
-        recipe = _with_overrides(default_recipe(trainee.d_model), **settings)
+        recipe = _with_overrides(default_recipe(trainee.d_model, task), **settings)
         start, record = 0, _new_record(task, base, trainee, found, recipe)
         record["before"] = _measure(trainee, found, recipe, "measuring before", report).as_dict()
     total = total_steps(recipe, found.train)
@@ -185,6 +185,8 @@ def _train(trainee, found, recipe, folder, record, position, report) -> None:
         if step > start:
             _checkpoint(folder, loop, record, step)
         raise
+    finally:
+        loop.close()
     _checkpoint(folder, loop, record, step)
 
 
