@@ -45,18 +45,6 @@ def draw_shape(
     return image
 
 
-def write_shape_photos(folder: Path, per_label: int, seed: int = 1) -> dict[Path, tuple]:
-    """`per_label` JPEGs of every colour/shape; returns path -> (colour, shape)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng, truth = random.Random(seed), {}
-    for colour, shape in LABELS:
-        for n in range(per_label):
-            path = folder / f"{colour}_{shape}_{n}.jpg"
-            draw_shape(colour, shape, rng).save(path, quality=90)
-            truth[path] = (colour, shape)
-    return truth
-
-
 # A small ViT (2 layers, 8-pixel patches) with open_clip's text tower and real tokenizer.
 SHAPE_CLIP_CFG = {
     "embed_dim": 32,

@@ -11,6 +11,7 @@ import pytest
 
 # Tests never touch the network: any hub id must come from a local cache or fail at once.
 os.environ.setdefault("INDEXER_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see indexer/ofa_speed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
