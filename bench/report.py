@@ -158,7 +158,7 @@ def render(results: dict) -> str:
         rows = [("stage", "rate", "note"), *world_table(w)]
         parts.append(table(f"Captioning {w['pictures']} pictures of the shapes world with its "
                            f"trained tiny captioner (held-out exact match "
-                           f"{w['held_out_exact_match']:.0%})", rows))  # fmt: skip
+                           f"{w['held_out_exact_match']:.1%})", rows))  # fmt: skip
     if "sweep" in results:
         keys = ("vectors", "index", "build_s", "p50_ms", "p90_ms", "p99_ms", "recall@10",
                 "memory_mb")  # fmt: skip
