@@ -95,8 +95,8 @@ def train_world_models(folder: Path, on_step=None, seed: int = 0) -> TrainedMode
 
     The judge is trained second, from the trained captioner's weights: a curriculum, like
     the real OFA models, whose tasks all start from one pre-trained model. From random
-    weights the judge learns which texts are partial but not which pictures contradict
-    them (curate/finetune/RECIPE.md has the runs)."""
+    weights the judge learns at most the texts' form, never to look at the picture
+    (curate/finetune/RECIPE.md has the runs)."""
     from curate.finetune import finetune
     from testing.models import make_ofa_folder, replace_weights
     from testing.shapes import train_shape_clip
