@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 
 import click
 
 from indexer.cli import fail, one_line_errors, quiet_model_logs, settings_from
 from indexer.config import DEFAULT_CAPTION_MODEL, DEFAULT_RERANK_MODEL_CPU
 from indexer.options import device_option, json_option, trust_remote_code_option
+from indexer.progress import progress_bar
 
 
 def _training_options(command):
@@ -99,7 +99,8 @@ def _run(task, csv_path, base, out, device, trust_remote_code, as_json, resume, 
 
     settings = settings_from(device=device, trust_remote_code=trust_remote_code)
     quiet_model_logs()
-    with _bar(enabled=sys.stderr.isatty() and not as_json) as on_progress:
+    bar = progress_bar(sys.stderr.isatty() and not as_json, "training", info=_training_info)
+    with bar as on_progress:
         try:
             report = run_finetune(task, csv_path, base, out, settings.device, resume,
                                   on_progress, settings.trust_remote_code, **recipe)  # fmt: skip
@@ -150,37 +151,11 @@ def _confusion(title: str, table: dict | None) -> list[str]:
     return lines
 
 
-@contextmanager
-def _bar(enabled: bool):
-    """A progress callback drawing steps, loss, pictures/s and ETA when `enabled`."""
-    if not enabled:
-        yield lambda progress: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TextColumn("ETA"), TimeRemainingColumn(),
-    )  # fmt: skip
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(progress) -> None:
-            if progress.phase not in tasks:
-                tasks[progress.phase] = bar.add_task(progress.phase, total=None, info="")
-            info = []
-            if progress.loss is not None:
-                info.append(f"loss {progress.loss:.3f}")
-            if progress.images_per_second:
-                info.append(f"{progress.images_per_second:.1f} images/s")
-            bar.update(tasks[progress.phase], total=progress.total, completed=progress.done,
-                       info="  ".join(info))  # fmt: skip
-
-        yield update
+def _training_info(progress, elapsed: float) -> str:
+    """The training bar's note: recent loss and pictures per second."""
+    info = []
+    if progress.loss is not None:
+        info.append(f"loss {progress.loss:.3f}")
+    if progress.images_per_second:
+        info.append(f"{progress.images_per_second:.1f} images/s")
+    return "  ".join(info)

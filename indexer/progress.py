@@ -3,7 +3,7 @@ bar (rich) that the CLI hands to the library as that callback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,9 +16,21 @@ class Progress:
     total: int
 
 
+def images_per_second(progress, elapsed: float) -> str:
+    """The default bar's note: the rate since the bar started."""
+    return f"{progress.done / elapsed:.1f} images/s" if elapsed > 0 else ""
+
+
 @contextmanager
-def progress_bar(enabled: bool, label: str = "indexing") -> Iterator:
-    """Yield a callback taking objects with `done` and `total`; it draws a bar when `enabled`."""
+def progress_bar(
+    enabled: bool,
+    label: str = "indexing",
+    info: Callable[[object, float], str] = images_per_second,
+) -> Iterator:
+    """Yield a callback taking objects with `done` and `total`; it draws a bar when `enabled`.
+
+    `info(progress, seconds elapsed)` is the note beside the count. A progress with a
+    `phase` (e.g. "training", "measuring after") gets a bar of its own, named by it."""
     if not enabled:
         yield lambda progress: None
         return
@@ -35,16 +47,19 @@ def progress_bar(enabled: bool, label: str = "indexing") -> Iterator:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[info]}"),
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=None, rate="")
+        tasks: dict[str, int] = {}
 
         def update(progress) -> None:
-            elapsed = bar.tasks[task].elapsed or 0.0
-            rate = f"{progress.done / elapsed:.1f} images/s" if elapsed > 0 else ""
-            bar.update(task, total=progress.total, completed=progress.done, rate=rate)
+            name = getattr(progress, "phase", None) or label
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=None, info="")
+            elapsed = bar.tasks[tasks[name]].elapsed or 0.0
+            bar.update(tasks[name], total=progress.total, completed=progress.done,
+                       info=info(progress, elapsed))  # fmt: skip
 
         yield update
