@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 from PIL import Image
 
@@ -129,13 +130,25 @@ class SearchEngine:
         """Answer a text query with at most `k` hits (see the module docstring).
 
         `filters` restrict the candidates; `sort="date"` orders the relevant hits (those the
-        query and the cut-off kept) newest first instead of by relevance.
+        query and the cut-off kept) newest first instead of by relevance. The same as
+        `retrieve` then `rerank`, which a page calls apart to show the first at once.
         """
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        found = self.retrieve(query, k, rerank_top if rerank else 0, filters)
+        if not rerank or not found.hits:
+            return SearchResult(found.query, sort_hits(found.hits[:k], sort), reranked=False,
+                                notices=found.notices)  # fmt: skip
+        return self.rerank(found, k, rerank_top, show_rejected, reject_threshold, sort)
+
+    def retrieve(
+        self, query: str, k: int = 10, rerank_top: int = 0, filters: Filters | None = None
+    ) -> SearchResult:
+        """Steps 1 and 2 only (CLIP + caption words, fused): the first max(k, rerank_top)
+        candidates in fusion order, not reranked. Fast: no picture is opened."""
         query = " ".join(query.split())
         if not query:
             raise EmptyQuery("the query is empty; say what the photos should show")
-        if sort not in SORTS:
-            raise ValueError(f"sort must be one of {', '.join(SORTS)}")
         notices: list[str] = []
         query_vector = self.embedder.embed_texts([query])[0]
         pool = max(MIN_POOL, 5 * max(k, rerank_top))
@@ -148,18 +161,34 @@ class SearchEngine:
         clip_scores = dict(vector_hits)
         hits = [
             self._hit(image_id, score, ranks, clip_scores, query_vector)
-            for image_id, score, ranks in fused[: max(k, rerank_top if rerank else 0)]
+            for image_id, score, ranks in fused[: max(k, rerank_top)]
         ]
         hits = [hit for hit in hits if hit is not None]
-        if not rerank or not hits:
-            for hit in hits:
-                hit.why = explain(hit)
-            return SearchResult(query, sort_hits(hits[:k], sort), reranked=False, notices=notices)
-        shown, rejected = self._rerank(query, hits, rerank_top, show_rejected, reject_threshold)
+        for hit in hits:
+            hit.why = explain(hit)
+        return SearchResult(query, hits, reranked=False, notices=notices)
+
+    def rerank(
+        self,
+        found: SearchResult,
+        k: int = 10,
+        rerank_top: int = 10,
+        show_rejected: bool = False,
+        reject_threshold: float = DEFAULT_REJECT_THRESHOLD,
+        sort: str = "relevance",
+    ) -> SearchResult:
+        """Steps 3 and 4 on what `retrieve` found: judge its top `rerank_top`, order and
+        cut off, and keep at most `k`. `found` itself is left as it was."""
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        hits = [replace(hit) for hit in found.hits]
+        shown, rejected = self._rerank(found.query, hits, rerank_top, show_rejected,
+                                       reject_threshold)  # fmt: skip
+        notices = list(found.notices)
         if getattr(self.reranker, "notice", None):  # e.g. ModelScope's slower own scoring
             notices.append(self.reranker.notice)
-        return SearchResult(query, sort_hits(shown[:k], sort), reranked=True, rejected=rejected,
-                            notices=notices)  # fmt: skip
+        return SearchResult(found.query, sort_hits(shown[:k], sort), reranked=True,
+                            rejected=rejected, notices=notices)  # fmt: skip
 
     def similar(
         self,
