@@ -12,15 +12,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from .build_report import BuildReport
+from .caption_pass import caption_pending
+from .config import CAPTION_MODES
 from .decode import DecodeError, decode_image, perceptual_hash
 from .decode_pool import DecodePool
 from .embed import Embedder
 from .errors import IndexMismatch
 from .lock import WriterLock
+from .model_inputs import INPUT_SIZE, remove_inputs, save_input, square_input
 from .models import ModelSet
 from .plan import BuildPlan, make_plan
 from .progress import Progress
@@ -37,28 +40,6 @@ from .vector_index import (
 )
 
 
-@dataclass
-class BuildReport:
-    """What a build did. `failures` lists (path, reason) of files that failed in this run."""
-
-    new: int = 0
-    updated: int = 0
-    moved: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    model_calls: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        """The report as plain JSON-ready data."""
-        data = {k: getattr(self, k) for k in ("new", "updated", "moved", "removed", "unchanged")}
-        data.update(failed=self.failed, model_calls=self.model_calls, notices=self.notices)
-        data["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
-        return data
-
-
 def build_index(
     roots: Sequence[str | os.PathLike],
     index_dir: str | os.PathLike,
@@ -69,6 +50,7 @@ def build_index(
     on_progress: Callable[[Progress], None] | None = None,
     decode_pool: DecodePool | None = None,
     allow_empty: bool = False,
+    captions: str = "later",
 ) -> BuildReport:
     """Bring the index in `index_dir` up to date with the image files under `roots`.
 
@@ -76,14 +58,20 @@ def build_index(
     next one goes on from there. `decode_pool` decodes files in worker processes with a
     time and memory budget (a default pool when None). A root found empty keeps its indexed
     photos (an unmounted drive looks empty) unless `allow_empty`.
+    `captions` (see indexer.config.CAPTION_MODES): "now" captions each photo as it is
+    embedded; "later" (default) makes every photo searchable by CLIP first, then captions
+    them (indexer.caption_pass); "never" leaves them without captions. "now" and "later" also
+    caption the photos an earlier build left without one.
     Raises NoSuchFolder, IndexLocked, IndexMismatch, IndexCorrupt or ModelUnavailable (all
     IndexerError) when it cannot run; unreadable or undecodable files never stop it.
     """
+    if captions not in CAPTION_MODES:
+        raise ValueError(f"captions must be one of {', '.join(CAPTION_MODES)}")
     walk = scan(roots)  # raises NoSuchFolder before anything is created
     with WriterLock(index_dir).held():
         store = IndexStore.open(index_dir, create=True)
         try:
-            builder = _Builder(store, models, batch_size, on_progress)
+            builder = _Builder(store, models, batch_size, on_progress, captions)
             with decode_pool or DecodePool() as pool:
                 return builder.run(walk, rebuild, pool, allow_empty)
         finally:
@@ -91,8 +79,11 @@ def build_index(
 
 
 class _Builder:
-    def __init__(self, store, models, batch_size, on_progress) -> None:
+    def __init__(self, store, models, batch_size, on_progress, captions) -> None:
         self.store: IndexStore = store
+        self.captions_now = captions == "now"
+        self.captions_pass = captions != "never"
+        self.maybe_unused: set[str] = set()  # contents whose prepared inputs may have to go
         self.models: ModelSet = models
         self.batch_size = max(1, batch_size)
         self.on_progress = on_progress or (lambda progress: None)
@@ -110,16 +101,14 @@ class _Builder:
         self.report.notices += plan.notices
         if plan.work:  # a model that cannot load stops the run before anything is written
             self._embedder_checked()
-            notice = getattr(self.models.captioner(), "notice", None)
-            if notice:
-                self.report.notices.append(notice)
+            self._check_captioner()
         self._record_failures([(p.path, -1, -1, p.reason) for p in plan.problems], plan)
         total, done = len(plan.work), 0
         self.on_progress(Progress(0, total))
         known_content = plan.known_hashes()
         clip_size = getattr(self.models.embedder(), "crop_size", None) if plan.work else None
         batches = prepare_batches(plan.work, self.batch_size, known_content.__contains__, pool,
-                                  clip_size=clip_size)  # fmt: skip
+                                  clip_size=clip_size, input_size=INPUT_SIZE)  # fmt: skip
         for batch in prefetched(batches):
             self._process(batch, plan)
             done += len(batch)
@@ -131,7 +120,33 @@ class _Builder:
                 self.vectors = rebuild_from_store(self.store, self.vectors.dim)
                 self.vectors._dirty = True
             save_vector_index(self.store, self.vectors)
+        remove_inputs(self.store.index_dir, self.store.unused_hashes(self.maybe_unused))
+        if self.captions_pass:
+            self._caption_pass(pool)
+        self.report.captions_pending = self.store.count_pending_captions()
         return self.report
+
+    def _check_captioner(self) -> None:
+        """Load the captioner now when photos are captioned as they go; otherwise only make
+        sure it can be had, so a bad caption model stops the run before anything is written
+        (it loads when the captions pass starts)."""
+        if self.captions_now:
+            notice = getattr(self.models.captioner(), "notice", None)
+            if notice:
+                self.report.notices.append(notice)
+        elif self.captions_pass:
+            self.models.check_captioner()
+
+    def _caption_pass(self, pool: DecodePool) -> None:
+        if self.store.count_pending_captions() == 0:
+            return
+        captioner = self.models.captioner()
+        notice = getattr(captioner, "notice", None)
+        if notice and notice not in self.report.notices:
+            self.report.notices.append(notice)
+        done = caption_pending(self.store, captioner, self.models.caption_name, pool,
+                               self.batch_size, self.on_progress)  # fmt: skip
+        self.report.captioned += done.captioned
 
     def _save_vectors_now_and_then(self) -> None:
         """Write the FAISS file during long builds too, so readers need not rebuild it; at
@@ -196,9 +211,15 @@ class _Builder:
     def _embed_and_save(self, decoded, plan: BuildPlan) -> None:
         embedder = self._embedder_checked()
         images = [picture.image for _, picture in decoded]
-        captions = self.models.captioner().caption(images)
+        captions = self.models.captioner().caption(images) if self.captions_now else None
         vectors = embedder.embed_images([p.clip_image or p.image for _, p in decoded])
         self.report.model_calls += len(images)
+        if captions is None:
+            captions = [None] * len(images)
+        else:
+            self.report.captioned += len(images)
+        for item, picture in decoded:
+            self._keep_model_input(item, picture, plan)
         records = [
             ImageRecord(item.found.path, item.found.size, item.found.mtime_ns, item.hash,
                         picture.width, picture.height, caption, vector, picture.taken_at,
@@ -208,6 +229,14 @@ class _Builder:
         self._save(records)
         for item, _ in decoded:
             self._count_done(item.found.path, plan)
+
+    def _keep_model_input(self, item: Prepared, picture, plan: BuildPlan) -> None:
+        """Write the reranker's prepared input of a new content (indexer.model_inputs)."""
+        data = picture.model_input or square_input(picture.image, INPUT_SIZE)
+        save_input(self.store.index_dir, item.hash, data)
+        replaced = plan.known.get(item.found.path)
+        if replaced is not None and replaced.hash != item.hash:
+            self.maybe_unused.add(replaced.hash)
 
     def _save(self, records: list[ImageRecord]) -> None:
         recorded = self.store.models()
@@ -254,6 +283,7 @@ class _Builder:
         return True
 
     def _drop(self, ids: list[int]) -> None:
+        self.maybe_unused |= self.store.hashes_of(ids)
         self.store.remove_images(ids)
         if self.vectors is not None:
             self.vectors.remove(np.asarray(ids, dtype=np.int64))

@@ -15,6 +15,7 @@ import click
 # 3.7-7.0 s with the default (python -m bench, indexer/ofa_speed/ notes).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from .config import CAPTION_MODES
 from .errors import IndexerError
 from .options import (
     device_option,
@@ -129,16 +130,21 @@ def main() -> None:
 @click.option("--fast", is_flag=True, default=None,
               help="Faster captions from reduced precision (bfloat16, channels-last); they "
               "may differ from the default's [$INDEXER_PROFILE=fast].")  # fmt: skip
+@click.option("--captions", type=click.Choice(CAPTION_MODES),
+              help="later: make every photo searchable by CLIP first, then caption them "
+              "(stop any time, the next build goes on); now: caption each photo as it is "
+              "indexed; never: no captions [$INDEXER_CAPTIONS; default later].")  # fmt: skip
 @json_option("Print the run's summary as JSON.")
 @one_line_errors
 def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, allow_empty,
-          trust_remote_code, fast, as_json):  # fmt: skip
+          trust_remote_code, fast, captions, as_json):  # fmt: skip
     """Index the photos under PATHS: new and changed files are captioned and embedded,
     moved files keep their data, deleted files leave the index.
 
     \b
     Example:
         indexer build ~/Pictures /mnt/photos --batch-size 16
+        indexer build ~/Pictures --captions now
     """
     from .build import build_index
     from .models import models_from_settings
@@ -147,14 +153,14 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
     settings = settings_from(
         index_dir=index_dir, caption_model=caption_model, clip_model=clip_model,
         device=device, batch_size=batch_size, trust_remote_code=trust_remote_code,
-        profile="fast" if fast else None,
+        profile="fast" if fast else None, captions=captions,
     )  # fmt: skip
     quiet_model_logs()
     with progress_bar(enabled=sys.stderr.isatty() and not as_json) as on_progress:
         report = build_index(
             paths, settings.index_dir, models_from_settings(settings),
             batch_size=settings.batch_size, rebuild=rebuild, on_progress=on_progress,
-            allow_empty=allow_empty,
+            allow_empty=allow_empty, captions=settings.captions,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -164,6 +170,7 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
     click.echo(
         f"new {report.new}, updated {report.updated}, moved {report.moved}, "
         f"removed {report.removed}, unchanged {report.unchanged}, failed {report.failed}"
+        f"; captioned {report.captioned}, waiting for captions {report.captions_pending}"
     )
     for path, reason in report.failures[:5]:
         click.echo(f"  failed: {path}: {reason}")
@@ -191,7 +198,13 @@ def status(index_dir, as_json):
     models = report["models"]
     lines = [
         f"index:    {report['index']}" + ("" if report["exists"] else " (not built yet)"),
-        f"indexed:  {report['indexed']}",
+        f"indexed:  {report['indexed']} (searchable by CLIP)",
+        f"captioned: {report['passes']['captions']['done']} of {report['indexed']}"
+        + (
+            f" ({report['passes']['captions']['pending']} waiting; `indexer build` goes on)"
+            if report["passes"]["captions"]["pending"]
+            else ""
+        ),
         f"vectors:  {report['vectors']}",
         f"failed:   {report['failed']}",
         f"captions: {models['caption_model'] or '-'}",

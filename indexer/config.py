@@ -26,8 +26,12 @@ ENV_VARS = {
     "rerank_model": "INDEXER_RERANK_MODEL",
     "trust_remote_code": "INDEXER_TRUST_REMOTE_CODE",
     "profile": "INDEXER_PROFILE",
+    "captions": "INDEXER_CAPTIONS",
 }
 PROFILES = ("default", "fast")
+# now: caption in the same pass as CLIP; later: every photo searchable by CLIP first, then
+# a captions pass; never: no captions (CLIP only)
+CAPTION_MODES = ("later", "now", "never")
 
 
 def default_index_dir() -> Path:
@@ -49,6 +53,7 @@ class Settings:
     rerank_model: str | None = None  # None: chosen by device (see search.rerank)
     trust_remote_code: bool = False  # let a model folder run its own Python code
     profile: str = "default"  # "fast": bfloat16 + channels-last, captions may change
+    captions: str = "later"  # one of CAPTION_MODES
 
 
 def _convert(name: str, value: object) -> object:
@@ -66,6 +71,8 @@ def _convert(name: str, value: object) -> object:
         return value is True or str(value).lower() in ("1", "true", "yes")
     if name == "profile" and value not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {value!r}")
+    if name == "captions" and value not in CAPTION_MODES:
+        raise ValueError(f"captions must be one of {', '.join(CAPTION_MODES)}, not {value!r}")
     if name == "device" and value not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {value!r}")
     return str(value)

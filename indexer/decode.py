@@ -40,6 +40,7 @@ class DecodedImage:
     height: int
     taken_at: str | None = None  # EXIF date taken, ISO 8601 local time, when the file has one
     clip_image: Image.Image | None = None  # the CLIP model's square input, when asked for
+    model_input: bytes | None = None  # the reranker's input as JPEG (model_inputs), when asked
 
 
 def clip_crop(image: Image.Image, size: int) -> Image.Image:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from .decode import DecodedImage, DecodeError, clip_crop
+from .model_inputs import square_input
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 3072
@@ -36,6 +37,7 @@ class DecodeJob:
     path: str
     min_side: int = 480
     clip_size: int | None = None  # also prepare the CLIP input (see decode.clip_crop)
+    input_size: int | None = None  # also prepare the reranker's input (see model_inputs)
 
 
 def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
@@ -59,6 +61,8 @@ def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
             decoded = decode(job.path, job.min_side)
             if job.clip_size:
                 decoded.clip_image = clip_crop(decoded.image, job.clip_size)
+            if job.input_size:
+                decoded.model_input = square_input(decoded.image, job.input_size)
             conn.send(("ok", decoded))
         except DecodeError as error:
             conn.send(("error", str(error)))

@@ -20,12 +20,20 @@ class ModelSet:
     load_embedder: Callable[[], Embedder]
     _captioner: Captioner | None = field(default=None, repr=False)
     _embedder: Embedder | None = field(default=None, repr=False)
+    # cheap: raises ModelUnavailable when the captioner could not be had (None: no check)
+    find_captioner: Callable[[], object] | None = field(default=None, repr=False)
 
     def captioner(self) -> Captioner:
         """The captioner, loaded on the first call."""
         if self._captioner is None:
             self._captioner = self.load_captioner()
         return self._captioner
+
+    def check_captioner(self) -> None:
+        """Make sure the captioner can be loaded, without loading it when that can be
+        checked more cheaply (a model folder or a cached hub id)."""
+        if self._captioner is None and self.find_captioner is not None:
+            self.find_captioner()
 
     def embedder(self) -> Embedder:
         """The CLIP embedder, loaded on the first call."""
@@ -38,6 +46,7 @@ def models_from_settings(settings) -> ModelSet:
     """The real OFA captioner and CLIP embedder named by `settings`, loaded lazily."""
     from .caption import OfaCaptioner
     from .embed import ClipEmbedder
+    from .hub import modelscope_model_dir
 
     return ModelSet(
         caption_name=settings.caption_model,
@@ -50,6 +59,9 @@ def models_from_settings(settings) -> ModelSet:
         # reduced precision where the hardware has it: vectors agree with fp32 to a cosine
         # of 0.9999 (python -m bench), above the 0.99 a default must keep
         load_embedder=lambda: ClipEmbedder(settings.clip_model, settings.device, "auto"),
+        find_captioner=lambda: modelscope_model_dir(
+            settings.caption_model, "caption model", "--caption-model"
+        ),
     )  # fmt: skip
 
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 @dataclass
 class Progress:
-    """Sent to a progress callback: `done` of `total` items (photos, pairs, files)."""
+    """Sent to a progress callback: `done` of `total` items (photos, pairs, files), and the
+    `phase` of the work when it has several (a build's "captions" pass)."""
 
     done: int
     total: int
+    phase: str | None = None
 
 
 def images_per_second(progress, elapsed: float) -> str:

@@ -54,15 +54,17 @@ def prepare_batches(
     pool: DecodePool,
     min_side: int = 480,
     clip_size: int | None = None,
+    input_size: int | None = None,
 ) -> Iterator[list[Prepared]]:
-    """Batches of prepared files, in the order of `work`; with `clip_size`, the workers also
-    make the CLIP model's input, so the main process only runs the models."""
+    """Batches of prepared files, in the order of `work`; with `clip_size` and `input_size`,
+    the workers also make the CLIP model's and the reranker's inputs, so the main process
+    only runs the models."""
     for start in range(0, len(work), batch_size):
         batch = [hash_file(found) for found in work[start : start + batch_size]]
         for item in batch:
             item.reusable = not item.error and is_known_content(item.hash)
         needed = [i for i, item in enumerate(batch) if not item.error and not item.reusable]
-        jobs = [DecodeJob(i, batch[i].found.path, min_side, clip_size) for i in needed]
+        jobs = [DecodeJob(i, batch[i].found.path, min_side, clip_size, input_size) for i in needed]
         for i, outcome in pool.decode(jobs):
             if isinstance(outcome, DecodedImage):
                 batch[i].picture = outcome

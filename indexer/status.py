@@ -13,23 +13,26 @@ def index_status(index_dir: str | os.PathLike) -> dict:
     """A JSON-ready summary of the index in `index_dir`.
 
     Keys: `index` (the folder), `indexed`, `failed`, `vectors`, `models`, `failures` (path and
-    reason of each), and `notice` when the FAISS file had to be rebuilt in memory.
+    reason of each), `passes` (each build pass's progress: {"clip": {"done"}, "captions":
+    {"done", "pending"}}), and `notice` when the FAISS file had to be rebuilt in memory.
     A folder with no index yet gives zero counts and `exists` false.
     """
     if not (Path(index_dir) / DB_NAME).exists():
         return {
             "index": str(index_dir), "exists": False, "indexed": 0, "failed": 0, "vectors": 0,
             "models": {"caption_model": None, "clip_model": None, "vector_dim": None},
-            "failures": [], "notice": None,
+            "failures": [], "notice": None, "passes": _passes(0, 0),
         }  # fmt: skip
     store = IndexStore.open(index_dir)
     try:
         store.check_integrity()
         vectors = load_vector_index(store)
+        indexed = store.count_images()
         return {
             "index": str(store.index_dir),
             "exists": True,
-            "indexed": store.count_images(),
+            "indexed": indexed,
+            "passes": _passes(indexed, store.count_pending_captions()),
             "failed": store.count_failures(),
             "vectors": vectors.count if vectors else 0,
             "models": store.models(),
@@ -41,3 +44,8 @@ def index_status(index_dir: str | os.PathLike) -> dict:
         }
     finally:
         store.close()
+
+
+def _passes(indexed: int, pending: int) -> dict:
+    """How far each pass of the builds has come: CLIP (searchable), then captions."""
+    return {"clip": {"done": indexed}, "captions": {"done": indexed - pending, "pending": pending}}

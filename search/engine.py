@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 
 from PIL import Image
@@ -22,6 +23,7 @@ from indexer.decode import DecodeError, decode_image
 from indexer.embed import Embedder
 from indexer.errors import IndexerError
 from indexer.lock import build_running
+from indexer.model_inputs import load_input, save_input, square_input
 from indexer.store import IndexStore, fs_path_of
 from indexer.vector_index import VectorIndex, load_vector_index
 
@@ -166,6 +168,12 @@ class SearchEngine:
         hits = [hit for hit in hits if hit is not None]
         for hit in hits:
             hit.why = explain(hit)
+        waiting = self.store.count_pending_captions()
+        if waiting:
+            notices.append(
+                f"{waiting} of {self.store.count_images()} photos still wait for captions; "
+                "until `indexer build` has made them, CLIP alone finds those"
+            )
         return SearchResult(query, hits, reranked=False, notices=notices)
 
     def rerank(
@@ -238,14 +246,32 @@ class SearchEngine:
         judged, rest = hits[:rerank_top], hits[rerank_top:]
         pictures, readable = [], []
         for hit in judged:
-            try:
-                pictures.append(decode_image(hit.path).image)
-                readable.append(hit)
-            except (DecodeError, OSError):
+            picture = self._model_input(hit)
+            if picture is None:
                 hit.why = explain(hit, note="file could not be read for reranking")
+            else:
+                pictures.append(picture)
+                readable.append(hit)
         for hit, judgement in zip(readable, self.reranker.judge(pictures, query), strict=True):
             apply_judgement(hit, judgement, threshold)
         return order_and_cut(judged, rest, show_rejected)
+
+    def _model_input(self, hit: Hit) -> Image.Image | None:
+        """The reranker's picture of a hit: the square the build prepared, else one made
+        now from the original (and kept for next time), or None when that cannot be read."""
+        row = self.store.image(hit.id)
+        content = row["hash"] if row else ""
+        prepared = load_input(self.store.index_dir, content) if content.isalnum() else None
+        if prepared is not None:
+            return prepared
+        try:
+            picture = decode_image(hit.path).image
+        except (DecodeError, OSError):
+            return None
+        if content.isalnum():
+            with suppress(OSError):  # a read-only index still answers, just more slowly
+                save_input(self.store.index_dir, content, square_input(picture))
+        return picture
 
 
 def _clip(spec: str, device: str) -> Embedder:

@@ -97,7 +97,7 @@ def order_and_cut(judged: list[Hit], rest: list[Hit], show_rejected: bool) -> tu
 
 def explain(hit: Hit, note: str | None = None) -> str:
     """Why a hit is there, in one line."""
-    parts = [f"caption: {hit.caption!r}"]
+    parts = [f"caption: {hit.caption!r}" if hit.caption else "no caption yet"]
     if hit.vector_rank:
         parts.append(f"CLIP rank {hit.vector_rank} (similarity {hit.clip_score:.3f})")
     else:

@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from indexer.build import build_index
 from indexer.errors import IndexerError
@@ -23,24 +25,34 @@ class SizeCaptioner:
         return ["a plate of donuts" if im.size == (333, 222) else "a plain scene" for im in images]
 
 
+DONUTS_PINK = (250, 10, 200)
+
+
 class ScriptedReranker:
-    """Judges by a function of the picture's width."""
+    """Judges by a function of whether the picture is the (plain pink) donuts one; it
+    records the sizes of the pictures it was given."""
 
     name = "scripted"
 
-    def __init__(self, judge_width):
-        self.judge_width, self.calls = judge_width, 0
+    def __init__(self, judge_donuts):
+        self.judge_donuts, self.calls, self.sizes = judge_donuts, 0, []
 
     def judge(self, images, text):
         self.calls += 1
-        return [self.judge_width(image.size[0]) for image in images]
+        self.sizes += [image.size for image in images]
+        return [self.judge_donuts(_is_donuts(image)) for image in images]
+
+
+def _is_donuts(image) -> bool:
+    mean = np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0)
+    return bool(np.abs(mean - DONUTS_PINK).max() < 12)
 
 
 @pytest.fixture
 def index(tmp_path):
     photos = tmp_path / "photos"
     write_photos(photos, 20)
-    scene(3, (333, 222)).save(photos / "donuts.jpg")
+    Image.new("RGB", (333, 222), DONUTS_PINK).save(photos / "donuts.jpg")
     embedder = FakeEmbedder()
     models = ModelSet("size-captioner", "fake-clip", SizeCaptioner, lambda: embedder)
     build_index([photos], tmp_path / "index", models)
@@ -62,8 +74,8 @@ def test_caption_words_find_a_photo_clip_does_not(index):
 
 
 def test_rerank_orders_by_p_yes_and_hides_confident_noes(index):
-    def by_width(width):  # the donuts picture is the only one 333 wide
-        return Judgement(0.9, 0.05, 0.05) if width == 333 else Judgement(0.02, 0.95, 0.03)
+    def by_width(donuts):
+        return Judgement(0.9, 0.05, 0.05) if donuts else Judgement(0.02, 0.95, 0.03)
 
     result = engine(index, ScriptedReranker(by_width)).search("donuts", k=5, rerank_top=5)
     assert [hit.path.endswith("donuts.jpg") for hit in result.hits] == [True]
@@ -72,6 +84,32 @@ def test_rerank_orders_by_p_yes_and_hides_confident_noes(index):
         "donuts", k=5, rerank_top=5, show_rejected=True)  # fmt: skip
     assert len(shown.hits) == 5
     assert [hit.p_yes for hit in shown.hits] == sorted((h.p_yes for h in shown.hits), reverse=True)
+
+
+def test_rerank_reads_the_prepared_square_not_the_original(index):
+    folder, _ = index
+    donuts = folder.parent / "photos" / "donuts.jpg"
+    donuts.unlink()  # the original is gone: only the build's prepared input is left
+
+    def by_donuts(donuts):
+        return Judgement(0.9, 0.05, 0.05) if donuts else Judgement(0.02, 0.95, 0.03)
+
+    reranker = ScriptedReranker(by_donuts)
+    result = engine(index, reranker).search("donuts", k=5, rerank_top=5)
+    assert [hit.path.endswith("donuts.jpg") for hit in result.hits] == [True]
+    assert set(reranker.sizes) == {(480, 480)}
+
+
+def test_retrieve_then_rerank_is_search(index):
+    reranker = ScriptedReranker(lambda donuts: Judgement(0.9 if donuts else 0.3, 0.05, 0.05))
+    searcher = engine(index, reranker)
+    found = searcher.retrieve("donuts", k=5, rerank_top=8)
+    assert reranker.calls == 0 and len(found.hits) == 8 and not found.reranked
+    assert all("not reranked" in hit.why for hit in found.hits)
+    both = searcher.rerank(found, k=5, rerank_top=8)
+    whole = searcher.search("donuts", k=5, rerank_top=8)
+    assert [h.as_dict() for h in both.hits] == [h.as_dict() for h in whole.hits]
+    assert all(hit.verdict is None for hit in found.hits)  # `found` is left as it was
 
 
 def test_nothing_matches_is_an_honest_empty_answer(index):

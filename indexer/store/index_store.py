@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexerError
+from .passes import PassQueries
 from .queries import LibraryQueries
 from .rows import ImageRecord, KnownFile, db_path_of, now
 from .schema import DATE_SQL, SCHEMA_VERSION, create_tables, upgrade
@@ -17,7 +18,7 @@ from .schema import DATE_SQL, SCHEMA_VERSION, create_tables, upgrade
 DB_NAME = "index.db"
 
 
-class IndexStore(LibraryQueries):
+class IndexStore(LibraryQueries, PassQueries):
     """The SQLite side of an index folder. Use `IndexStore.open`."""
 
     def __init__(self, index_dir: Path, db) -> None:
@@ -194,7 +195,8 @@ class IndexStore(LibraryQueries):
                     "path": text, "fs_path": raw, "size": record.size,
                     "mtime_ns": record.mtime_ns, "hash": record.hash, "width": record.width,
                     "height": record.height, "caption": record.caption,
-                    "caption_model": caption_model, "clip_model": clip_model,
+                    "caption_model": caption_model if record.caption is not None else None,
+                    "clip_model": clip_model,
                     "vector": np.ascontiguousarray(record.vector, dtype=np.float32).tobytes(),
                     "indexed_at": now(), "taken_at": record.taken_at, "phash": record.phash,
                 }  # fmt: skip
@@ -210,6 +212,30 @@ class IndexStore(LibraryQueries):
                 self.db.execute("DELETE FROM failures WHERE path = ?", [text])
             self._bump_vectors_version()
         return ids
+
+    def insert_new_images(
+        self, records: Iterable[ImageRecord], caption_model: str, clip_model: str
+    ) -> int:
+        """Insert images whose paths are not indexed yet, in one transaction and without the
+        per-row lookups of `save_images` (a large library at once: the benchmark's millions).
+        A path already indexed raises sqlite3.IntegrityError and nothing is written. Returns
+        how many were inserted."""
+        stamp = now()
+        rows = (
+            (*db_path_of(r.path), r.size, r.mtime_ns, r.hash, r.width, r.height, r.caption,
+             caption_model, clip_model, np.ascontiguousarray(r.vector, np.float32).tobytes(),
+             stamp, r.taken_at, r.phash)
+            for r in records
+        )  # fmt: skip
+        with self.db.atomic():
+            cursor = self.db.conn.executemany(
+                "INSERT INTO images (path, fs_path, size, mtime_ns, hash, width, height, caption, "
+                "caption_model, clip_model, vector, indexed_at, taken_at, phash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._bump_vectors_version()
+        return cursor.rowcount
 
     def move_image(self, image_id: int, new_path: str, size: int, mtime_ns: int) -> None:
         """Point an image row at the path its file moved to."""

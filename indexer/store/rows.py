@@ -46,7 +46,7 @@ class ImageRecord:
     hash: str
     width: int
     height: int
-    caption: str
+    caption: str | None  # None: waiting for the captions pass
     vector: np.ndarray
     taken_at: str | None = None
     phash: str | None = None

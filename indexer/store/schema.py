@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .passes import PENDING_INDEX_SQL
+
 SCHEMA_VERSION = 2  # 2: images.taken_at, images.phash, the tags table
 # The date a photo was taken: EXIF when the file had it, else its modification time (UTC).
 DATE_SQL = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch'))"
@@ -22,6 +24,7 @@ def create_tables(db) -> None:
         )  # fmt: skip
         db["images"].create_index(["path"], unique=True, if_not_exists=True)
         db["images"].create_index(["hash"], if_not_exists=True)
+        db.execute(PENDING_INDEX_SQL)  # the captions pass finds its work without a scan
         if "images_fts" not in db.table_names():
             # captions searchable by words; triggers keep it in step with the rows
             db["images"].enable_fts(

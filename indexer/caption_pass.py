@@ -1,0 +1,106 @@
+"""The captions pass: caption the photos that CLIP already made searchable.
+
+Captioning is most of a build's time on a CPU, while CLIP alone already makes a library
+searchable. So by default (`indexer build --captions later`) the build first indexes every
+photo with CLIP and no caption, then runs this pass over the photos still without one. Each
+batch is committed as it is done: a pass that is stopped goes on from there at the next
+build, which runs it even when no file changed. Each content is captioned once, however many
+copies of it there are, and a file changed since its CLIP pass is left for the next build to
+index anew (its caption would describe other content).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .caption import Captioner
+from .decode import DecodedImage, new_content_hasher
+from .decode_pool import DecodeJob, DecodePool
+from .progress import Progress
+from .store import IndexStore
+
+PHASE = "captions"
+
+
+@dataclass
+class CaptionPassReport:
+    """What a captions pass did: photos captioned, and photos skipped (unreadable, or
+    changed since their CLIP pass; they stay without a caption)."""
+
+    captioned: int = 0
+    skipped: int = 0
+
+
+def caption_pending(
+    store: IndexStore,
+    captioner: Captioner,
+    caption_model: str,
+    pool: DecodePool,
+    batch_size: int = 8,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> CaptionPassReport:
+    """Caption every photo of `store` that has no caption yet, `batch_size` contents at a
+    time; the next batch is read and decoded while the model works on this one."""
+    on_progress = on_progress or (lambda progress: None)
+    report, total = CaptionPassReport(), store.count_pending_captions()
+    if total == 0:
+        return report
+    on_progress(Progress(0, total, phase=PHASE))
+    seen: set[str] = set()  # contents taken by this pass (copies share one caption)
+    rows, after = _next_batch(store, 0, batch_size, seen)
+    with ThreadPoolExecutor(1, thread_name_prefix="caption-read") as reader:
+        pending = reader.submit(_decode, rows, pool) if rows else None
+        while pending is not None:
+            decoded = pending.result()
+            rows, after = _next_batch(store, after, batch_size, seen)
+            pending = reader.submit(_decode, rows, pool) if rows else None
+            report.skipped += sum(1 for _, picture in decoded if picture is None)
+            ready = [(row, picture) for row, picture in decoded if picture is not None]
+            if ready:
+                captions = captioner.caption([picture.image for _, picture in ready])
+                hashes = [row["hash"] for row, _ in ready]
+                pairs = list(zip(hashes, captions, strict=True))
+                report.captioned += store.set_captions(pairs, caption_model)
+            on_progress(Progress(report.captioned + report.skipped, total, phase=PHASE))
+    return report
+
+
+def _next_batch(store: IndexStore, after: int, size: int, seen: set[str]):
+    """Up to `size` photos of contents not yet taken, and the id to go on after."""
+    batch: list[dict] = []
+    while len(batch) < size:
+        rows = store.pending_captions(after, size)
+        if not rows:
+            break
+        after = rows[-1]["id"]
+        for row in rows:
+            if row["hash"] not in seen and len(batch) < size:
+                seen.add(row["hash"])
+                batch.append(row)
+            elif len(batch) >= size:
+                return batch, row["id"] - 1  # this row comes first next time
+    return batch, after
+
+
+def _decode(rows: list[dict], pool: DecodePool) -> list[tuple[dict, DecodedImage | None]]:
+    """Each row's picture, or None when the file is unreadable or no longer the content
+    the index holds for it."""
+    unchanged = [i for i, row in enumerate(rows) if _still_holds(row)]
+    pictures: dict[int, DecodedImage | None] = dict.fromkeys(range(len(rows)))
+    for i, outcome in pool.decode([DecodeJob(i, rows[i]["path"]) for i in unchanged]):
+        pictures[i] = outcome if isinstance(outcome, DecodedImage) else None
+    return [(row, pictures[i]) for i, row in enumerate(rows)]
+
+
+def _still_holds(row: dict) -> bool:
+    """Whether the file at the row's path still has the content the row was indexed from."""
+    hasher = new_content_hasher()
+    try:
+        with open(row["path"], "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                hasher.update(chunk)
+    except OSError:
+        return False
+    return hasher.hexdigest() == row["hash"]
