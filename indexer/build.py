@@ -136,6 +136,7 @@ class _Builder:
                 self.report.notices.append(notice)
         elif self.captions_pass:
             self.models.check_captioner()
+            self.models.preload_captioner()  # overlaps the CLIP pass
 
     def _caption_pass(self, pool: DecodePool) -> None:
         if self.store.count_pending_captions() == 0:

@@ -3,6 +3,7 @@ real OFA captioner and CLIP embedder. Tests pass fakes or tiny models instead.""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,12 +23,34 @@ class ModelSet:
     _embedder: Embedder | None = field(default=None, repr=False)
     # cheap: raises ModelUnavailable when the captioner could not be had (None: no check)
     find_captioner: Callable[[], object] | None = field(default=None, repr=False)
+    _preload: threading.Thread | None = field(default=None, repr=False)
+    _preload_error: BaseException | None = field(default=None, repr=False)
 
     def captioner(self) -> Captioner:
-        """The captioner, loaded on the first call."""
+        """The captioner, loaded on the first call (or by `preload_captioner`)."""
+        if self._preload is not None:
+            self._preload.join()
+            self._preload, failure, self._preload_error = None, self._preload_error, None
+            if failure is not None:
+                raise failure
         if self._captioner is None:
             self._captioner = self.load_captioner()
         return self._captioner
+
+    def preload_captioner(self) -> None:
+        """Start loading the captioner in a background thread, so that it is ready when a
+        later pass needs it; `captioner()` waits for it and raises what the load raised."""
+        if self._captioner is not None or self._preload is not None:
+            return
+
+        def load() -> None:
+            try:
+                self._captioner = self.load_captioner()
+            except BaseException as error:  # noqa: BLE001  (raised by captioner())
+                self._preload_error = error
+
+        self._preload = threading.Thread(target=load, name="captioner-preload", daemon=True)
+        self._preload.start()
 
     def check_captioner(self) -> None:
         """Make sure the captioner can be loaded, without loading it when that can be

@@ -1,0 +1,109 @@
+"""Builds as a user meets them: whole commands (imports and model loading included), and
+how soon a first build makes every photo searchable.
+
+- `whole_commands`: the straightforward loop (bench/loop.py) against `indexer build` in its
+  profiles, each a fresh process on the same photos, on a case like the issue's: 48 photos,
+  4 of them 12 MP, the rest 3 MP. The fixed start-up of a build (imports, model loading) is
+  worked out from two runs of different lengths: t(n) = start-up + n x per photo.
+- `searchable_early`: a default first build of 200 photos through the library, timing when
+  its CLIP pass has made every photo searchable and when its captions are all done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .memory import run_measured
+
+LARGE, SMALL = (4000, 3000), (2000, 1500)
+
+
+def make_case(folder: Path, count: int, large: int) -> Path:
+    """`count` JPEG photos, `large` of them 12 MP and the rest 3 MP."""
+    from .indexing import make_photos
+
+    if folder.exists():
+        return folder
+    make_photos(folder / "large", large, LARGE)
+    make_photos(folder / "small", count - large, SMALL)
+    for n, path in enumerate(sorted((folder / "large").glob("*.jpg"))):
+        path.rename(folder / f"large_{n:03d}.jpg")
+    for n, path in enumerate(sorted((folder / "small").glob("*.jpg"))):
+        path.rename(folder / f"small_{n:03d}.jpg")
+    (folder / "large").rmdir()
+    (folder / "small").rmdir()
+    return folder
+
+
+def _environment(specs: dict, index: Path) -> dict:
+    env = dict(os.environ, INDEXER_OFFLINE="1", INDEXER_HOME=str(index))
+    env.update(INDEXER_CAPTION_MODEL=specs["caption"], INDEXER_CLIP_MODEL=specs["clip"])
+    for name in ("INDEXER_PROFILE", "INDEXER_CAPTIONS", "INDEXER_BATCH_SIZE"):
+        env.pop(name, None)
+    return env
+
+
+def build_seconds(photos: Path, specs: dict, workdir: Path, *flags: str) -> tuple[float, float]:
+    """(seconds, peak MB of its process tree) of `indexer build PHOTOS FLAGS` into a fresh
+    index."""
+    index = workdir / "command-index"
+    shutil.rmtree(index, ignore_errors=True)
+    command = [sys.executable, "-m", "indexer.cli", "build", str(photos), *flags]
+    try:
+        return run_measured(command, _environment(specs, index))
+    finally:
+        shutil.rmtree(index, ignore_errors=True)
+
+
+def whole_commands(specs: dict, workdir: Path, count: int = 48, large: int = 4) -> dict:
+    """Images/min of the loop and of each build profile as commands, and the start-up."""
+    photos = make_case(workdir / "command-photos", count, large)
+    loop = [sys.executable, "-m", "bench.loop", str(photos), "--caption-model",
+            specs["caption"], "--clip-model", specs["clip"]]  # fmt: skip
+    loop_s, _ = run_measured(loop, _environment(specs, workdir / "unused"))
+    out = {"photos": count, "large_photos": large, "loop_s": round(loop_s, 1),
+           "loop_images_min": round(60 * count / loop_s, 1)}  # fmt: skip
+    for name, flags in (("default", ()), ("captions_now", ("--captions", "now")),
+                        ("fast", ("--fast",))):  # fmt: skip
+        seconds, peak_mb = build_seconds(photos, specs, workdir, *flags)
+        out[f"build_{name}_s"] = round(seconds, 1)
+        out[f"build_{name}_peak_mb"] = round(peak_mb)
+        out[f"build_{name}_images_min"] = round(60 * count / seconds, 1)
+        out[f"build_{name}_speedup"] = round(loop_s / seconds, 2)
+    few = workdir / "command-few"
+    few.mkdir(exist_ok=True)
+    for path in sorted(photos.glob("*.jpg"))[: large + 4]:
+        shutil.copy(path, few / path.name)
+    few_s, _ = build_seconds(few, specs, workdir)
+    per_photo = (out["build_default_s"] - few_s) / (count - (large + 4))
+    out["start_up_s"] = round(few_s - (large + 4) * per_photo, 1)
+    return out
+
+
+def searchable_early(specs: dict, workdir: Path, count: int = 200) -> dict:
+    """Seconds until a default first build has made every photo searchable by CLIP, and
+    until it is complete (models loaded by the build itself, as `indexer build` does)."""
+    from indexer.build import build_index
+    from indexer.config import load_settings
+    from indexer.models import models_from_settings
+
+    photos = make_case(workdir / "early-photos", count, large=count // 12)
+    index = workdir / "early-index"
+    chosen = {"index_dir": index, "caption_model": specs["caption"], "clip_model": specs["clip"]}
+    settings = load_settings(dict(chosen, device="cpu"), environ={})
+    marks: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def on_progress(progress) -> None:
+        if progress.phase == "captions" and "searchable" not in marks:
+            marks["searchable"] = time.perf_counter() - start
+
+    report = build_index([photos], index, models_from_settings(settings), on_progress=on_progress)
+    complete = time.perf_counter() - start
+    shutil.rmtree(index, ignore_errors=True)
+    return {"photos": count, "searchable_s": round(marks.get("searchable", complete), 1),
+            "complete_s": round(complete, 1), "captioned": report.captioned}  # fmt: skip
