@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .build_report import BuildReport
-from .caption_pass import caption_pending
+from .caption_pass import captions_pass
 from .config import CAPTION_MODES
 from .decode import DecodeError, decode_image, perceptual_hash
 from .decode_pool import DecodePool
@@ -122,7 +122,9 @@ class _Builder:
             save_vector_index(self.store, self.vectors)
         remove_inputs(self.store.index_dir, self.store.unused_hashes(self.maybe_unused))
         if self.captions_pass:
-            self._caption_pass(pool)
+            self.report.captioned += captions_pass(self.store, self.models, pool,
+                                                   self.batch_size, self.on_progress,
+                                                   self.report.notices)  # fmt: skip
         self.report.captions_pending = self.store.count_pending_captions()
         return self.report
 
@@ -137,17 +139,6 @@ class _Builder:
         elif self.captions_pass:
             self.models.check_captioner()
             self.models.preload_captioner()  # overlaps the CLIP pass
-
-    def _caption_pass(self, pool: DecodePool) -> None:
-        if self.store.count_pending_captions() == 0:
-            return
-        captioner = self.models.captioner()
-        notice = getattr(captioner, "notice", None)
-        if notice and notice not in self.report.notices:
-            self.report.notices.append(notice)
-        done = caption_pending(self.store, captioner, self.models.caption_name, pool,
-                               self.batch_size, self.on_progress)  # fmt: skip
-        self.report.captioned += done.captioned
 
     def _save_vectors_now_and_then(self) -> None:
         """Write the FAISS file during long builds too, so readers need not rebuild it; at
@@ -252,10 +243,8 @@ class _Builder:
         self._vector_index(vectors.shape[1]).upsert(np.asarray(ids), vectors)
 
     def _count_done(self, path: str, plan: BuildPlan) -> None:
-        if path in plan.known:
-            self.report.updated += 1
-        else:
-            self.report.new += 1
+        self.report.updated += path in plan.known
+        self.report.new += path not in plan.known
 
     def _reuse(self, item: Prepared, plan: BuildPlan) -> bool:
         """Handle a file whose content the index already has; False if it needs the models."""

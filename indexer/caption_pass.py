@@ -67,6 +67,19 @@ def caption_pending(
     return report
 
 
+def captions_pass(store, models, pool, batch_size, on_progress, notices: list[str]) -> int:
+    """The build's captions pass over whatever waits for one (loading the captioner only
+    then); adds the captioner's notice to `notices`; returns how many photos got one."""
+    if store.count_pending_captions() == 0:
+        return 0
+    captioner = models.captioner()
+    notice = getattr(captioner, "notice", None)
+    if notice and notice not in notices:
+        notices.append(notice)
+    done = caption_pending(store, captioner, models.caption_name, pool, batch_size, on_progress)
+    return done.captioned
+
+
 def _next_batch(store: IndexStore, after: int, size: int, seen: set[str]):
     """Up to `size` photos of contents not yet taken, and the id to go on after."""
     batch: list[dict] = []

@@ -2,7 +2,8 @@
 
 Most tests run ui/app.py as `streamlit run` would, with the reranker named by
 $INDEXER_RERANK_MODEL (the tiny OFA). Those that need verdicts the tiny model cannot be
-made to give pass a scripted reranker through the page's seam, `main(make_engine=...)`.
+made to give pass a scripted reranker through the page's seam, `main(make_engine=...)`;
+one that looks at the page while the reranker judges records what the page sends (`sent`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from types import SimpleNamespace
 import pytest
 import streamlit as st
 from PIL import Image
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import parse_tree_from_messages
 
 from indexer.build import build_index
 from indexer.config import load_settings
@@ -127,6 +132,52 @@ def engine_with(reranker):
     return make_engine
 
 
+class Watching(Scripted):
+    """A scripted reranker that notes, each time it is asked, what the page had sent to the
+    browser by then (as the element tree the sent messages make)."""
+
+    def __init__(self, sent: list[ForwardMsg], *judgements: Judgement) -> None:
+        super().__init__(*judgements)
+        self.sent, self.seen = sent, []
+
+    def judge(self, images, text):
+        queue = ForwardMsgQueue()  # a later message for a place replaces the earlier one
+        for msg in self.sent:
+            queue.enqueue(msg)
+        self.seen.append(parse_tree_from_messages(queue.flush()))
+        return super().judge(images, text)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[ForwardMsg]:
+    """Every message the page sends to the browser, as it sends it."""
+    messages = []
+    enqueue = ScriptRunContext.enqueue
+
+    def recording(self, msg):
+        copy = ForwardMsg()
+        copy.CopyFrom(msg)
+        messages.append(copy)
+        enqueue(self, msg)
+
+    monkeypatch.setattr(ScriptRunContext, "enqueue", recording)
+    return messages
+
+
+def expected(index, reranker, query, k, top, sort="relevance"):
+    """What `engine.search` with rerank answers, as the page's cards show it: (ids, badges)."""
+    engine = SearchEngine(index, load_reranker=lambda: reranker, device="cpu")
+    try:
+        result = engine.search(query, k=k, rerank=True, rerank_top=top, sort=sort)
+        retrieved = engine.retrieve(query, k, top)
+    finally:
+        engine.close()
+    labels = [(f"{h.verdict} · rejected" if h.rejected else h.verdict) or "not reranked"
+              for h in result.hits]  # fmt: skip
+    marks = list(zip(labels, (round(h.score, 3) for h in result.hits), strict=True))
+    return [h.id for h in result.hits], marks, result, retrieved
+
+
 def test_url_query_runs_the_search_and_shows_the_grid(page_env):
     page = run_page(q="a red car", k="6", top="4")
     assert page.text_input(key="q").value == "a red car"
@@ -177,6 +228,42 @@ def test_verdict_badges_and_hidden_rejections(page_env):
     assert "1 rejected by the reranker and hidden" in text_of(page)
     page.toggle(key="rejected").set_value(True).run()
     assert badges(page)[3] == ("no · rejected", 0.05)
+
+
+def test_retrieved_hits_show_before_the_reranker_judges_them(page_env, sent):
+    rising = Scripted(*(Judgement(p, 0.1, 0.9 - p) for p in (0.5, 0.6, 0.7, 0.8)))
+    ids, marks, _, retrieved = expected(page_env.index, rising, "a boat", k=6, top=4)
+    watching = Watching(sent, *rising.judgements)
+    page = run_page(engine_with(watching), q="a boat", k="6", top="4")
+    [early] = watching.seen  # judged once, and by then the page showed the retrieved hits
+    keys = [button.key for button in early.button if button.key.startswith("early-details-")]
+    assert [int(key.removeprefix("early-details-")) for key in keys] == [
+        hit.id for hit in retrieved.hits[:6]
+    ]
+    assert len(early.image) == 6
+    assert [label for label, _ in badges(early)] == ["judging…"] * 4 + ["not reranked"] * 2
+    assert "**6 photos for “a boat”** · judging the top 4…" in text_of(early)
+    assert shown_ids(page) == ids != [hit.id for hit in retrieved.hits[:6]]  # reordered
+    assert badges(page) == marks and len(page.image) == 6
+    assert "**6 photos for “a boat”** · the top 4 reranked" in text_of(page)
+    assert "judging" not in text_of(page)
+    assert not [button.key for button in page.button if button.key.startswith("early-")]
+    page.run()  # the answer is kept: another run shows it without judging again
+    assert len(watching.seen) == 1 and shown_ids(page) == ids and badges(page) == marks
+
+
+@pytest.mark.parametrize("sort", ["relevance", "date"])
+def test_the_judged_page_is_what_search_with_rerank_answers(page_env, sort):
+    mixed = Scripted(Judgement(0.2, 0.3, 0.5), Judgement(0.05, 0.9, 0.05),
+                     Judgement(0.7, 0.1, 0.2), Judgement(0.1, 0.6, 0.3))  # fmt: skip
+    ids, marks, result, retrieved = expected(page_env.index, mixed, "a red car", 6, 4, sort)
+    assert result.rejected == 1 and len(ids) == 5 < len(retrieved.hits)  # one card fewer
+    page = run_page(engine_with(mixed), q="a red car", k="6", top="4", sort=sort)
+    assert shown_ids(page) == ids and badges(page) == marks
+    keys = [button.key for button in page.button]  # no card of the first showing left behind
+    assert len(page.image) == 5 and len(keys) == 2 * 5 and not any("early" in k for k in keys)
+    heading = "**5 photos for “a red car”** · the top 4 reranked · 1 rejected by the reranker"
+    assert heading in text_of(page) and "judging" not in text_of(page)
 
 
 def test_nothing_matches_when_the_reranker_rejects_everything(page_env):

@@ -7,6 +7,8 @@ engine and models, and `ui.shared.show_picture()` shows an indexed photo by id.
 
 Search layout: the sidebar holds search by example (an upload), the result settings and the
 filters; the main column holds the query box, then the results grid or one photo's details.
+A reranked text search shows the retrieved hits at once, the top ones marked "judging…",
+then the reranker's order and verdicts in the same places (ui/search_answer.py).
 
 The URL carries the search. Every setting is a widget bound to the query parameter named by
 its key (`bind="query-params"`): q, k, sort, rerank, top, rejected, folder, from, to, orient,
@@ -30,31 +32,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import date
 
 import streamlit as st
 
-from indexer.decode import DecodeError, content_hash, decode_image
-from indexer.errors import IndexerError, ModelUnavailable
-from indexer.thumbnails import GRID_SIZE
-from search.engine import SORTS, SearchEngine, SearchResult, sort_hits
+from indexer.decode import content_hash
+from search.engine import SORTS
 from search.filters import ORIENTATIONS, Filters
-from ui.results_view import (
-    detail_view,
-    leave,
-    nothing_matches,
-    results_grid,
-)
-from ui.shared import (
-    Library,
-    MakeEngine,
-    escape,
-    index_folders,
-    load_reranker,
-    open_index,
-    show_picture,
-)
+from ui.results_view import detail_view, leave
+from ui.search_answer import Request, answer, show_answer
+from ui.shared import Library, MakeEngine, escape, index_folders, open_index
 from ui.views_curation import audit_view, duplicates_view
 
 BIND = "query-params"
@@ -66,25 +53,6 @@ TAG_HINT = 'No tags yet: tag the photos with `indexer tag --labels "beach,city,f
 
 
 # --- what this run asks for -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    """A search as the widgets, the URL and an upload ask for it."""
-
-    query: str
-    k: int
-    rerank: bool
-    top: int
-    rejected: bool
-    filters: Filters
-    sort: str
-    like: int | None = None
-    example_key: str | None = None  # the upload's content hash
-    example: bytes | None = field(default=None, compare=False, repr=False)
-
-    def empty(self) -> bool:
-        return not (self.query or self.like is not None or self.example is not None)
 
 
 def id_param(name: str) -> int | None:
@@ -166,72 +134,7 @@ def tag_filter(library: Library) -> list[str]:
     return chosen
 
 
-# --- answering ------------------------------------------------------------------------
-
-
-def answer(library: Library, request: Request) -> SearchResult | None:
-    """The result for the request (kept for the session until the request or the index
-    changes), or None after showing why there is none."""
-    with library.lock:
-        key = (request, library.engine.store.vectors_version())
-    kept = st.session_state.get("search_answer")
-    if kept is not None and kept[0] == key:
-        return kept[1]
-    try:
-        if request.rerank and request.like is None and request.example is None:
-            load_reranker(library)
-        with st.spinner("Searching…"), library.lock:
-            result = ask(library.engine, request)
-    except DecodeError as error:
-        st.warning(f"The uploaded file cannot be used: {escape(str(error))}.")
-        return None
-    except IndexerError as error:
-        st.error(str(error))
-        if isinstance(error, ModelUnavailable) and request.rerank:
-            st.caption("Turn off “Rerank” in the sidebar to search without it.")
-        return None
-    st.session_state["search_answer"] = (key, result)
-    return result
-
-
-def ask(engine: SearchEngine, request: Request) -> SearchResult:
-    """Run the request: more like a photo, then like the upload, else the text query."""
-    if request.like is None and request.example is None:
-        return engine.search(request.query, k=request.k, rerank=request.rerank,
-                             rerank_top=request.top, show_rejected=request.rejected,
-                             filters=request.filters, sort=request.sort)  # fmt: skip
-    if request.like is not None:
-        result = engine.similar(image_id=request.like, k=request.k, filters=request.filters)
-    else:
-        picture = decode_image(request.example).image
-        result = engine.similar(picture=picture, k=request.k, filters=request.filters)
-    result.hits = sort_hits(result.hits, request.sort)
-    return result
-
-
-# --- showing --------------------------------------------------------------------------
-
-
-def heading(library: Library, request: Request, result: SearchResult) -> None:
-    """What the results are: like a photo, like the upload, or for a query."""
-    count = f"{len(result.hits)} photo{'s' if len(result.hits) != 1 else ''}"
-    if request.like is not None:
-        left, right = st.columns([1, 5])
-        with left:
-            show_picture(library, request.like, GRID_SIZE)
-        right.markdown(f"**{count} like photo #{request.like}**")
-        right.button("Back to the search", key="unlike", on_click=leave, args=("like",))
-    elif request.example is not None:
-        st.markdown(f"**{count} like the uploaded picture** (remove it in the sidebar to go back)")
-    else:
-        parts = [f"**{count} for “{escape(result.query)}”**"]
-        if result.reranked:
-            parts.append(f"the top {request.top} reranked")
-        if result.rejected and not request.rejected:
-            parts.append(f"{result.rejected} rejected by the reranker and hidden")
-        st.markdown(" · ".join(parts))
-    for notice in result.notices:
-        st.caption(f"Note: {escape(notice)}")
+# --- the Search view -----------------------------------------------------------------
 
 
 def search_view(make_engine: MakeEngine) -> None:
@@ -241,18 +144,13 @@ def search_view(make_engine: MakeEngine) -> None:
         return
     request = controls(library)
     photo = id_param("photo")
-    result = None if request.empty() else answer(library, request)
     if photo is not None:
+        result = None if request.empty() else answer(library, request)
         detail_view(library, photo, result.hits if result else [])
     elif request.empty():
         st.caption("Type what the photos should show, or search by example in the sidebar.")
-    elif result is not None:
-        heading(library, request, result)
-        if result.hits:
-            similar = request.like is not None or request.example is not None
-            results_grid(library, result.hits, similar)
-        else:
-            st.info(nothing_matches(result))
+    else:
+        show_answer(library, request)
 
 
 # --- the app --------------------------------------------------------------------------

@@ -34,10 +34,12 @@ def open_photo(image_id: int) -> None:
     st.query_params["photo"] = str(image_id)
 
 
-def badge(hit: Hit, similar: bool) -> str:
+def badge(hit: Hit, similar: bool, judging: bool = False) -> str:
     """The verdict badge and score of a result card."""
     if similar:  # the score is CLIP image-to-image similarity
         return f":blue-badge[similar] similarity {hit.score:.3f}"
+    if judging:
+        return f":violet-badge[judging…] score {hit.score:.3f}"
     if hit.verdict is None:
         return f":gray-badge[not reranked] score {hit.score:.3f}"
     label = f"{hit.verdict} · rejected" if hit.rejected else hit.verdict
@@ -55,19 +57,36 @@ def nothing_matches(result: SearchResult) -> str:
     return message
 
 
-def results_grid(library: Library, hits: list[Hit], similar: bool) -> None:
-    """Thumbnails with verdict, score and caption, COLUMNS to a row."""
-    for start in range(0, len(hits), COLUMNS):
-        for column, hit in zip(st.columns(COLUMNS), hits[start : start + COLUMNS], strict=False):
-            with column.container(border=True):
-                show_picture(library, hit.id, GRID_SIZE)
-                st.markdown(badge(hit, similar))
-                st.caption(escape(hit.caption) or "(no caption)")
-                left, right = st.columns([2, 3])
-                left.button("Details", key=f"details-{hit.id}", type="tertiary",
-                            on_click=open_photo, args=(hit.id,))  # fmt: skip
-                right.button("More like this", key=f"like-{hit.id}", type="tertiary",
-                             on_click=more_like_this, args=(hit.id,))  # fmt: skip
+def results_grid(library: Library, hits: list[Hit], similar: bool,
+                 judging: set[int] | None = None, before: int = 0) -> None:  # fmt: skip
+    """Thumbnails with verdict, score and caption, COLUMNS to a row. `judging`: the ids of
+    the hits the reranker is judging, shown so, with buttons of their own (a key is used once
+    a run). `before`: how many cards an earlier grid in this place showed in this run; those
+    past `hits` are blanked, since a container that replaces another keeps its children."""
+    rows = -(-max(len(hits), before) // COLUMNS)
+    for start in range(0, rows * COLUMNS, COLUMNS):
+        if start >= len(hits):
+            st.empty()  # a row of earlier cards
+            continue
+        for place, column in enumerate(st.columns(COLUMNS), start=start):
+            if place < len(hits):
+                card(library, column, hits[place], similar, judging)
+            elif place < before:
+                column.empty()
+
+
+def card(library: Library, column, hit: Hit, similar: bool, judging: set[int] | None) -> None:
+    """One result: its picture, badge, caption and buttons (see `results_grid`)."""
+    keys = "" if judging is None else "early-"
+    with column.container(border=True):
+        show_picture(library, hit.id, GRID_SIZE)
+        st.markdown(badge(hit, similar, judging is not None and hit.id in judging))
+        st.caption(escape(hit.caption) or "(no caption)")
+        left, right = st.columns([2, 3])
+        left.button("Details", key=f"{keys}details-{hit.id}", type="tertiary",
+                    on_click=open_photo, args=(hit.id,))  # fmt: skip
+        right.button("More like this", key=f"{keys}like-{hit.id}", type="tertiary",
+                     on_click=more_like_this, args=(hit.id,))  # fmt: skip
 
 
 def score_table(hit: Hit) -> str:
