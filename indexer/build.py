@@ -23,7 +23,7 @@ from .decode_pool import DecodePool
 from .embed import Embedder
 from .errors import IndexMismatch
 from .lock import WriterLock
-from .model_inputs import INPUT_SIZE, remove_inputs, save_input, square_input
+from .model_inputs import remove_inputs, save_input, square_input
 from .models import ModelSet
 from .plan import BuildPlan, make_plan
 from .progress import Progress
@@ -105,10 +105,10 @@ class _Builder:
         self._record_failures([(p.path, -1, -1, p.reason) for p in plan.problems], plan)
         total, done = len(plan.work), 0
         self.on_progress(Progress(0, total))
-        known_content = plan.known_hashes()
         clip_size = getattr(self.models.embedder(), "crop_size", None) if plan.work else None
-        batches = prepare_batches(plan.work, self.batch_size, known_content.__contains__, pool,
-                                  clip_size=clip_size, input_size=INPUT_SIZE)  # fmt: skip
+        batches = prepare_batches(plan.work, self.batch_size, plan.known_hashes().__contains__,
+                                  pool, clip_size=clip_size,
+                                  input_size=self.models.input_size)  # fmt: skip
         for batch in prefetched(batches):
             self._process(batch, plan)
             done += len(batch)
@@ -224,7 +224,7 @@ class _Builder:
 
     def _keep_model_input(self, item: Prepared, picture, plan: BuildPlan) -> None:
         """Write the reranker's prepared input of a new content (indexer.model_inputs)."""
-        data = picture.model_input or square_input(picture.image, INPUT_SIZE)
+        data = picture.model_input or square_input(picture.image, self.models.input_size)
         save_input(self.store.index_dir, item.hash, data)
         replaced = plan.known.get(item.found.path)
         if replaced is not None and replaced.hash != item.hash:

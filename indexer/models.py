@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .caption import Captioner
 from .embed import Embedder
+from .model_inputs import INPUT_SIZE, reranker_input_size
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ModelSet:
     _embedder: Embedder | None = field(default=None, repr=False)
     # cheap: raises ModelUnavailable when the captioner could not be had (None: no check)
     find_captioner: Callable[[], object] | None = field(default=None, repr=False)
+    input_size: int = INPUT_SIZE  # the reranker's picture side (indexer.model_inputs)
     _preload: threading.Thread | None = field(default=None, repr=False)
     _preload_error: BaseException | None = field(default=None, repr=False)
 
@@ -84,6 +86,9 @@ def models_from_settings(settings) -> ModelSet:
         load_embedder=lambda: ClipEmbedder(settings.clip_model, settings.device, "auto"),
         find_captioner=lambda: modelscope_model_dir(
             settings.caption_model, "caption model", "--caption-model"
+        ),
+        input_size=reranker_input_size(
+            settings.rerank_model or default_rerank_model(settings.device)
         ),
     )  # fmt: skip
 

@@ -259,18 +259,19 @@ class SearchEngine:
     def _model_input(self, hit: Hit) -> Image.Image | None:
         """The reranker's picture of a hit: the square the build prepared, else one made
         now from the original (and kept for next time), or None when that cannot be read."""
-        row = self.store.image(hit.id)
+        row, size = self.store.image(hit.id), getattr(self.reranker, "input_size", None)
         content = row["hash"] if row else ""
-        prepared = load_input(self.store.index_dir, content) if content.isalnum() else None
-        if prepared is not None:
-            return prepared
+        if content.isalnum() and size:
+            prepared = load_input(self.store.index_dir, content, size)
+            if prepared is not None:
+                return prepared
         try:
             picture = decode_image(hit.path).image
         except (DecodeError, OSError):
             return None
-        if content.isalnum():
+        if content.isalnum() and size:
             with suppress(OSError):  # a read-only index still answers, just more slowly
-                save_input(self.store.index_dir, content, square_input(picture))
+                save_input(self.store.index_dir, content, square_input(picture, size))
         return picture
 
 

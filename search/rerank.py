@@ -37,7 +37,9 @@ class Judgement:
 
 @runtime_checkable
 class Reranker(Protocol):
-    """Anything that judges whether pictures show a text."""
+    """Anything that judges whether pictures show a text. One with an `input_size` is
+    given the square the build prepared at that size (indexer.model_inputs) when there is
+    one, and the decoded original otherwise."""
 
     name: str
 
@@ -87,6 +89,9 @@ class OfaEntailmentReranker:
         from indexer.ofa_speed import OfaSpeedupUnsupported
         from indexer.ofa_speed.entailment import EntailmentScorer
 
+        preprocess = getattr(getattr(self._pipeline, "preprocessor", None), "preprocess", None)
+        # the side of the square it squeezes pictures to (indexer.model_inputs)
+        self.input_size: int | None = getattr(preprocess, "patch_image_size", None)
         index2ans = getattr(self._pipeline.model, "index2ans", None) or {}
         self._answers = [index2ans[i] for i in range(len(index2ans))]
         missing = set(VERDICTS) - set(self._answers)

@@ -11,6 +11,8 @@ from indexer.vector_index import VectorIndex
 
 from .filters import Filters
 
+# A word in this many captions or more is too common to rank by BM25 (see caption_candidates).
+COMMON_WORD = 1_000
 # Words too common to say anything about a picture; left out of the caption search.
 STOPWORDS = frozenset(
     {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is",
@@ -35,20 +37,41 @@ def vector_candidates(
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
-def caption_query(text: str) -> str | None:
-    """An FTS5 query matching captions with any of the text's meaningful words, or None."""
-    words = [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
-    if not words:
-        return None
-    return " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+def caption_words(text: str) -> list[str]:
+    """The text's meaningful words, lower-case, each once, in order."""
+    return list(dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS))
+
+
+def caption_query(text: str, operator: str = "OR") -> str | None:
+    """An FTS5 query matching captions with any (or, with "AND", all) of the text's
+    meaningful words, or None."""
+    words = caption_words(text)
+    return f" {operator} ".join(f'"{word}"' for word in words) if words else None
 
 
 def caption_candidates(
     store: IndexStore, text: str, limit: int, filters: Filters | None = None
 ) -> list[tuple[int, float]]:
-    """[(image id, BM25 score)] of captions matching the text's words (and the filters),
-    best first."""
-    match = caption_query(text)
-    if match is None or limit <= 0:
+    """[(image id, score)] of captions matching the text's words (and the filters), best
+    first.
+
+    While each word is in fewer than COMMON_WORD captions: those with any of the words, by
+    BM25. Once one is commoner (a large library, or everyday words), BM25 would read every
+    caption of it: then captions with all the words that occur at all come first, newest
+    first (score 0), and, if there are fewer than `limit`, captions with any of the rarer
+    words follow by BM25.
+    """
+    words = caption_words(text)
+    if not words or limit <= 0:
         return []
-    return store.caption_matches(match, limit, filters)
+    counts = store.caption_word_counts(words, COMMON_WORD)
+    rare = [word for word in words if 0 < counts[word] < COMMON_WORD]
+    if all(counts[word] < COMMON_WORD for word in words):
+        return store.caption_matches(caption_query(text), limit, filters)
+    present = " ".join(word for word in words if counts[word])
+    hits = store.caption_matches(caption_query(present, "AND"), limit, filters, newest_first=True)
+    if rare and len(hits) < limit:
+        seen = {image_id for image_id, _ in hits}
+        more = store.caption_matches(caption_query(" ".join(rare)), limit, filters)
+        hits += [hit for hit in more if hit[0] not in seen][: limit - len(hits)]
+    return hits

@@ -33,6 +33,7 @@ class ScriptedReranker:
     records the sizes of the pictures it was given."""
 
     name = "scripted"
+    input_size = 480  # given the build's prepared squares
 
     def __init__(self, judge_donuts):
         self.judge_donuts, self.calls, self.sizes = judge_donuts, 0, []

@@ -223,7 +223,8 @@ class IndexStore(LibraryQueries, PassQueries):
         stamp = now()
         rows = (
             (*db_path_of(r.path), r.size, r.mtime_ns, r.hash, r.width, r.height, r.caption,
-             caption_model, clip_model, np.ascontiguousarray(r.vector, np.float32).tobytes(),
+             caption_model if r.caption is not None else None, clip_model,
+             np.ascontiguousarray(r.vector, np.float32).tobytes(),
              stamp, r.taken_at, r.phash)
             for r in records
         )  # fmt: skip
