@@ -30,15 +30,7 @@ from indexer.vector_index import VectorIndex, load_vector_index
 from .filters import Filters
 from .fuse import reciprocal_rank_fusion
 from .rerank import Reranker
-from .results import (
-    SORTS,
-    Hit,
-    SearchResult,
-    apply_judgement,
-    explain,
-    order_and_cut,
-    sort_hits,
-)
+from .results import SORTS, Hit, SearchResult, apply_judgement, explain, order_and_cut, sort_hits
 from .retrieve import caption_candidates, vector_candidates
 
 DEFAULT_REJECT_THRESHOLD = 0.8
