@@ -37,7 +37,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--vectors", default="1000,100000,1000000",
                         help="library sizes for the FAISS sweep (comma-separated)")  # fmt: skip
     parser.add_argument("--skip", default="",
-                        help="parts to skip: indexing,queries,world,sweep")  # fmt: skip
+                        help="parts to skip: indexing,queries,world,rerank,commands,early,"
+                        "sweep")  # fmt: skip
+    parser.add_argument("--command-photos", type=int, default=48,
+                        help="photos for the whole-command builds (4 of them 12 MP)")  # fmt: skip
+    parser.add_argument("--early-photos", type=int, default=200,
+                        help="photos for the time-until-searchable build")  # fmt: skip
     parser.add_argument("--world-cache", default=str(DEFAULT_WORLD_CACHE),
                         help="where the shapes world's trained models are kept (trained "
                         "there on the first run, a few minutes)")  # fmt: skip

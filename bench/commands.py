@@ -74,13 +74,13 @@ def whole_commands(specs: dict, workdir: Path, count: int = 48, large: int = 4) 
         out[f"build_{name}_peak_mb"] = round(peak_mb)
         out[f"build_{name}_images_min"] = round(60 * count / seconds, 1)
         out[f"build_{name}_speedup"] = round(loop_s / seconds, 2)
-    few = workdir / "command-few"
+    few, few_count = workdir / "command-few", max(2, count // 6)
     few.mkdir(exist_ok=True)
-    for path in sorted(photos.glob("*.jpg"))[: large + 4]:
+    for path in sorted(photos.glob("*.jpg"))[:few_count]:  # 12 MP ones first, as in `photos`
         shutil.copy(path, few / path.name)
     few_s, _ = build_seconds(few, specs, workdir)
-    per_photo = (out["build_default_s"] - few_s) / (count - (large + 4))
-    out["start_up_s"] = round(few_s - (large + 4) * per_photo, 1)
+    per_photo = (out["build_default_s"] - few_s) / (count - few_count)
+    out["start_up_s"] = round(few_s - few_count * per_photo, 1)
     return out
 
 

@@ -1,6 +1,7 @@
-"""Query cost: FAISS search at several library sizes, and whole queries with and without rerank.
+"""Query cost: whole queries with and without rerank, and the vectors of the size sweep.
 
-Vectors for the size sweep are synthetic but shaped like CLIP's: unit vectors scattered
+The size sweep itself (whole queries without rerank on libraries up to millions of photos)
+is `scale.py`. Its vectors are synthetic but shaped like CLIP's: unit vectors scattered
 around a few thousand directions (photo libraries are full of near-repeats), so recall of
 the approximate index is measured on clustered data rather than on uniform noise, where
 every index looks bad and no library looks like.
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.vector_index import EXACT_LIMIT, VectorIndex, empty_index, ivf_index, ivf_lists
-
-from .measure import latencies_ms, percentiles, timed
+from .measure import latencies_ms, percentiles
 
 
 def clip_like_vectors(count: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -27,52 +26,6 @@ def clip_like_vectors(count: int, dim: int, seed: int = 0) -> np.ndarray:
         out[start:stop] = centres[rng.integers(0, len(centres), stop - start)] + noise
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
-
-
-def index_for(vectors: np.ndarray) -> tuple[VectorIndex, float]:
-    """The index type the indexer would choose for this many vectors, and its build time."""
-    count, dim = vectors.shape
-    ids = np.arange(count, dtype=np.int64)
-
-    def build() -> VectorIndex:
-        if count <= EXACT_LIMIT:
-            index = empty_index(dim)
-        else:
-            sample = vectors[np.random.default_rng(1).choice(count, 40 * ivf_lists(count))]
-            index = ivf_index(dim, sample, count)
-        index.index.add_with_ids(vectors, ids)
-        return index
-
-    holder: list[VectorIndex] = []
-    seconds = timed(lambda: holder.append(build()))
-    return holder[0], seconds
-
-
-def sweep(sizes: list[int], dim: int = 512, queries: int = 100, k: int = 10) -> list[dict]:
-    """Latency percentiles, recall@k against exact search, and memory, per library size."""
-    import faiss
-
-    results = []
-    for count in sizes:
-        vectors = clip_like_vectors(count, dim)
-        index, build_s = index_for(vectors)
-        probes = vectors[np.random.default_rng(2).choice(count, queries)] + 0.01
-        probes /= np.linalg.norm(probes, axis=1, keepdims=True)
-        times = latencies_ms(lambda i, p=probes, ix=index: ix.search(p[i % len(p)], k), queries)
-        exact = faiss.IndexFlatIP(dim)
-        exact.add(vectors)
-        _, truth = exact.search(probes, k)
-        _, found = index.search(probes, k)
-        pairs = zip(truth, found, strict=True)
-        recall = float(np.mean([len(set(t) & set(f)) / k for t, f in pairs]))
-        results.append({
-            "vectors": count, "index": index.kind, "build_s": round(build_s, 1),
-            **{f"{key}_ms": round(value, 2) for key, value in percentiles(times).items()},
-            "recall@10": round(recall, 3),
-            "memory_mb": round(len(faiss.serialize_index(index.index)) / 2**20, 1),
-        })  # fmt: skip
-        del vectors, index, exact
-    return results
 
 
 def engine_latency(engine, queries: list[str], rerank: bool, runs: int = 20) -> dict:

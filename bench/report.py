@@ -121,7 +121,7 @@ def queries(options, specs: dict, workdir: Path) -> dict:
 
 def run_all(options, specs: dict, workdir: Path) -> tuple[dict, str]:
     """Every part not skipped; returns (results, printable text)."""
-    from .queries import sweep
+    from .scale import sweep
 
     skip = set(filter(None, options.skip.split(",")))
     results: dict = {"machine": machine(), "models": specs, "size": options.size}
@@ -133,9 +133,12 @@ def run_all(options, specs: dict, workdir: Path) -> tuple[dict, str]:
         from .world import world_captions
 
         results["world"] = world_captions(options, Path(options.world_cache))
+    from .speed import run_speed_parts
+
+    results.update(run_speed_parts(options, specs, workdir, skip))
     if "sweep" not in skip:
         sizes = [int(n) for n in options.vectors.split(",") if n]
-        results["sweep"] = sweep(sizes)
+        results["sweep"] = sweep(sizes, specs["clip"], options.device, workdir)
     return results, render(results)
 
 
@@ -159,11 +162,13 @@ def render(results: dict) -> str:
         parts.append(table(f"Captioning {w['pictures']} pictures of the shapes world with its "
                            f"trained tiny captioner (held-out exact match "
                            f"{w['held_out_exact_match']:.1%})", rows))  # fmt: skip
+    from .speed import speed_tables
+
+    parts += speed_tables(results)
     if "sweep" in results:
-        keys = ("vectors", "index", "build_s", "p50_ms", "p90_ms", "p99_ms", "recall@10",
-                "memory_mb")  # fmt: skip
-        rows = [keys] + [tuple(row[key] for key in keys) for row in results["sweep"]]
-        parts.append(table("FAISS search by library size (512-d, k=10)", rows))
+        from .scale import sweep_table
+
+        parts.append(sweep_table(results["sweep"]))
     return "\n\n".join(parts)
 
 

@@ -13,12 +13,19 @@ def test_bench_runs_on_a_tiny_size(tmp_path, world_models, world_cache):
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--size", "tiny", "--photos", "3", "--loop-photos", "2",
          "--batch-size", "2", "--vectors", "500", "--world-cache", str(world_cache),
+         "--command-photos", "6", "--early-photos", "6",
          "--json", str(out)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert {"indexing", "queries", "world", "sweep"} <= set(results)
+    assert {"indexing", "queries", "world", "sweep", "rerank", "commands", "early"} <= set(results)
+    judged = results["rerank"]["world"]  # prepared squares + one pass: today's answers
+    same, pairs = judged["same_verdicts"].split("/")
+    assert judged["max_p_yes_diff"] <= 0.02 and same == pairs
+    commands, early = results["commands"], results["early"]
+    assert commands["build_default_speedup"] > 0 and commands["search_peak_mb"] > 0
+    assert 0 < early["searchable_s"] <= early["complete_s"] and early["captioned"] == 6
     indexing = results["indexing"]
     for key in ("loop_images_min", "build_default_images_min", "build_fast_images_min",
                 "decode_images_s", "clip_min_cosine_vs_fp32"):  # fmt: skip
