@@ -265,3 +265,19 @@ def test_a_search_during_the_first_build_says_a_build_is_running(tmp_path, cli_e
     assert "run `indexer build" not in lines[0]
     with pytest.raises(IndexerError, match="is empty; run `indexer build"):
         SearchEngine(index)  # no build running any more: the plain message
+
+
+def test_common_words_rank_captions_with_all_words_then_the_rare_ones(index, monkeypatch):
+    import search.retrieve as retrieve
+    from indexer.store import IndexStore
+
+    monkeypatch.setattr(retrieve, "COMMON_WORD", 3)  # "plain" and "scene" are in 20 captions
+    store = IndexStore.open(index[0])
+    try:
+        donuts = retrieve.caption_candidates(store, "plain donuts", 5)
+        assert len(donuts) == 1 and store.image(donuts[0][0])["caption"] == "a plate of donuts"
+        plain = retrieve.caption_candidates(store, "plain scene", 5)
+        assert len(plain) == 5 and {score for _, score in plain} == {0.0}
+        assert all(store.image(i)["caption"] == "a plain scene" for i, _ in plain)
+    finally:
+        store.close()
