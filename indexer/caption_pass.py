@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .caption import Captioner
-from .decode import DecodedImage, new_content_hasher
+from .decode import DecodedImage
 from .decode_pool import DecodeJob, DecodePool
 from .progress import Progress
+from .scan import FoundFile
+from .stages import hash_file
 from .store import IndexStore
 
 PHASE = "captions"
@@ -109,11 +111,5 @@ def _decode(rows: list[dict], pool: DecodePool) -> list[tuple[dict, DecodedImage
 
 def _still_holds(row: dict) -> bool:
     """Whether the file at the row's path still has the content the row was indexed from."""
-    hasher = new_content_hasher()
-    try:
-        with open(row["path"], "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                hasher.update(chunk)
-    except OSError:
-        return False
-    return hasher.hexdigest() == row["hash"]
+    read = hash_file(FoundFile(row["path"], -1, -1))
+    return not read.error and read.hash == row["hash"]
