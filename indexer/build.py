@@ -20,18 +20,18 @@ from .caption_pass import captions_pass
 from .config import CAPTION_MODES
 from .decode import DecodeError, decode_image, perceptual_hash
 from .decode_pool import DecodePool
-from .embed import Embedder
-from .errors import IndexMismatch
 from .lock import WriterLock
+from .model_checks import check_models, checked_embedder
 from .model_inputs import remove_inputs, save_input, square_input
 from .models import ModelSet
+from .ocr import DEFAULT_TEXT_READER
+from .ocr_pass import text_pass
 from .plan import BuildPlan, make_plan
 from .progress import Progress
 from .scan import scan
 from .stages import Prepared, prefetched, prepare_batches
 from .store import ImageRecord, IndexStore
 from .vector_index import (
-    FAISS_NAME,
     VectorIndex,
     empty_index,
     load_vector_index,
@@ -51,6 +51,7 @@ def build_index(
     decode_pool: DecodePool | None = None,
     allow_empty: bool = False,
     captions: str = "later",
+    read_text: str | None = DEFAULT_TEXT_READER,
 ) -> BuildReport:
     """Bring the index in `index_dir` up to date with the image files under `roots`.
 
@@ -61,7 +62,8 @@ def build_index(
     `captions` (see indexer.config.CAPTION_MODES): "now" captions each photo as it is
     embedded; "later" (default) makes every photo searchable by CLIP first, then captions
     them (indexer.caption_pass); "never" leaves them without captions. "now" and "later" also
-    caption the photos an earlier build left without one.
+    caption the photos an earlier build left without one. `read_text` names the reader of
+    the text in photos (indexer.ocr) for the text pass (indexer.ocr_pass); None skips it.
     Raises NoSuchFolder, IndexLocked, IndexMismatch, IndexCorrupt or ModelUnavailable (all
     IndexerError) when it cannot run; unreadable or undecodable files never stop it.
     """
@@ -72,6 +74,7 @@ def build_index(
         store = IndexStore.open(index_dir, create=True)
         try:
             builder = _Builder(store, models, batch_size, on_progress, captions)
+            builder.read_text = read_text
             with decode_pool or DecodePool() as pool:
                 return builder.run(walk, rebuild, pool, allow_empty)
         finally:
@@ -88,11 +91,12 @@ class _Builder:
         self.batch_size = max(1, batch_size)
         self.on_progress = on_progress or (lambda progress: None)
         self.report = BuildReport()
+        self.read_text: str | None = None  # the text reader's spec (indexer.ocr)
         self.vectors: VectorIndex | None = None
         self._last_save, self._save_cost = time.monotonic(), 0.0
 
     def run(self, walk, rebuild: bool, pool: DecodePool, allow_empty: bool) -> BuildReport:
-        self._check_models(rebuild)
+        check_models(self.store, self.models, rebuild)
         self.vectors = load_vector_index(self.store)
         if self.vectors and self.vectors.notice:
             self.report.notices.append(self.vectors.notice)
@@ -100,7 +104,7 @@ class _Builder:
         self.report.unchanged = plan.unchanged
         self.report.notices += plan.notices
         if plan.work:  # a model that cannot load stops the run before anything is written
-            self._embedder_checked()
+            checked_embedder(self.store, self.models)
             self._check_captioner()
         self._record_failures([(p.path, -1, -1, p.reason) for p in plan.problems], plan)
         total, done = len(plan.work), 0
@@ -121,6 +125,9 @@ class _Builder:
                 self.vectors._dirty = True
             save_vector_index(self.store, self.vectors)
         remove_inputs(self.store.index_dir, self.store.unused_hashes(self.maybe_unused))
+        if self.read_text:
+            self.report.text_read = text_pass(self.store, pool, self.batch_size, self.on_progress,
+                                              self.report.notices, self.read_text)  # fmt: skip
         if self.captions_pass:
             self.report.captioned += captions_pass(self.store, self.models, pool,
                                                    self.batch_size, self.on_progress,
@@ -149,31 +156,6 @@ class _Builder:
         save_vector_index(self.store, self.vectors)
         self._save_cost, self._last_save = time.monotonic() - now, time.monotonic()
 
-    def _check_models(self, rebuild: bool) -> None:
-        recorded = self.store.models()
-        if recorded["clip_model"] is None or recorded["clip_model"] == self.models.clip_name:
-            return
-        if not rebuild:
-            raise IndexMismatch(
-                f"index {self.store.index_dir} was built with CLIP model "
-                f"{recorded['clip_model']!r}, not {self.models.clip_name!r}; use that model, "
-                "or pass --rebuild to re-index every photo with the new one"
-            )
-        self.models.embedder()  # fail here, before the old index is dropped
-        self.models.captioner()
-        self.store.drop_all_images()
-        (self.store.index_dir / FAISS_NAME).unlink(missing_ok=True)
-
-    def _embedder_checked(self) -> Embedder:
-        embedder = self.models.embedder()
-        recorded = self.store.models()["vector_dim"]
-        if recorded and recorded != embedder.dim:
-            raise IndexMismatch(
-                f"index {self.store.index_dir} holds vectors of size {recorded} but "
-                f"{self.models.clip_name!r} makes size {embedder.dim}; pass --rebuild"
-            )
-        return embedder
-
     def _vector_index(self, dim: int) -> VectorIndex:
         if self.vectors is None:
             self.vectors = empty_index(dim)
@@ -201,7 +183,7 @@ class _Builder:
             item.error = str(error)
 
     def _embed_and_save(self, decoded, plan: BuildPlan) -> None:
-        embedder = self._embedder_checked()
+        embedder = checked_embedder(self.store, self.models)
         images = [picture.image for _, picture in decoded]
         captions = self.models.captioner().caption(images) if self.captions_now else None
         vectors = embedder.embed_images([p.clip_image or p.image for _, p in decoded])

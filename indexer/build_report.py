@@ -18,6 +18,7 @@ class BuildReport:
     model_calls: int = 0
     captioned: int = 0  # photos given a caption by this run
     captions_pending: int = 0  # photos still without one after it (searchable by CLIP)
+    text_read: int = 0  # photos whose text this run read (with or without text found)
     failures: list[tuple[str, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -25,6 +26,7 @@ class BuildReport:
         """The report as plain JSON-ready data."""
         data = {k: getattr(self, k) for k in ("new", "updated", "moved", "removed", "unchanged")}
         data.update(failed=self.failed, model_calls=self.model_calls, captioned=self.captioned,
-                    captions_pending=self.captions_pending, notices=self.notices)  # fmt: skip
+                    captions_pending=self.captions_pending, text_read=self.text_read,
+                    notices=self.notices)  # fmt: skip
         data["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
         return data

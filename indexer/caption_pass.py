@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 from .caption import Captioner
 from .decode import DecodedImage
-from .decode_pool import DecodeJob, DecodePool
+from .decode_pool import DecodePool
+from .pending import decode_rows, next_batch
 from .progress import Progress
-from .scan import FoundFile
-from .stages import hash_file
 from .store import IndexStore
 
 PHASE = "captions"
@@ -51,12 +50,13 @@ def caption_pending(
         return report
     on_progress(Progress(0, total, phase=PHASE))
     seen: set[str] = set()  # contents taken by this pass (copies share one caption)
-    rows, after = _next_batch(store, 0, batch_size, seen)
+    fetch = store.pending_captions
+    rows, after = next_batch(fetch, 0, batch_size, seen)
     with ThreadPoolExecutor(1, thread_name_prefix="caption-read") as reader:
         pending = reader.submit(_decode, rows, pool) if rows else None
         while pending is not None:
             decoded = pending.result()
-            rows, after = _next_batch(store, after, batch_size, seen)
+            rows, after = next_batch(fetch, after, batch_size, seen)
             pending = reader.submit(_decode, rows, pool) if rows else None
             report.skipped += sum(1 for _, picture in decoded if picture is None)
             ready = [(row, picture) for row, picture in decoded if picture is not None]
@@ -82,34 +82,7 @@ def captions_pass(store, models, pool, batch_size, on_progress, notices: list[st
     return done.captioned
 
 
-def _next_batch(store: IndexStore, after: int, size: int, seen: set[str]):
-    """Up to `size` photos of contents not yet taken, and the id to go on after."""
-    batch: list[dict] = []
-    while len(batch) < size:
-        rows = store.pending_captions(after, size)
-        if not rows:
-            break
-        after = rows[-1]["id"]
-        for row in rows:
-            if row["hash"] not in seen and len(batch) < size:
-                seen.add(row["hash"])
-                batch.append(row)
-            elif len(batch) >= size:
-                return batch, row["id"] - 1  # this row comes first next time
-    return batch, after
-
-
 def _decode(rows: list[dict], pool: DecodePool) -> list[tuple[dict, DecodedImage | None]]:
-    """Each row's picture, or None when the file is unreadable or no longer the content
-    the index holds for it."""
-    unchanged = [i for i, row in enumerate(rows) if _still_holds(row)]
-    pictures: dict[int, DecodedImage | None] = dict.fromkeys(range(len(rows)))
-    for i, outcome in pool.decode([DecodeJob(i, rows[i]["path"]) for i in unchanged]):
-        pictures[i] = outcome if isinstance(outcome, DecodedImage) else None
-    return [(row, pictures[i]) for i, row in enumerate(rows)]
-
-
-def _still_holds(row: dict) -> bool:
-    """Whether the file at the row's path still has the content the row was indexed from."""
-    read = hash_file(FoundFile(row["path"], -1, -1))
-    return not read.error and read.hash == row["hash"]
+    """Each row's picture, or None when it cannot be had now (see pending.decode_rows)."""
+    return [(row, out if isinstance(out, DecodedImage) else None)
+            for row, out in decode_rows(rows, pool)]  # fmt: skip

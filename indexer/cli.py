@@ -134,10 +134,13 @@ def main() -> None:
               help="later: make every photo searchable by CLIP first, then caption them "
               "(stop any time, the next build goes on); now: caption each photo as it is "
               "indexed; never: no captions [$INDEXER_CAPTIONS; default later].")  # fmt: skip
+@click.option("--ocr/--no-ocr", default=None,
+              help="Read the text in photos (signs, receipts, slides, screenshots) so search "
+              "finds it [$INDEXER_OCR=0 turns it off; default on].")  # fmt: skip
 @json_option("Print the run's summary as JSON.")
 @one_line_errors
 def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebuild, allow_empty,
-          trust_remote_code, fast, captions, as_json):  # fmt: skip
+          trust_remote_code, fast, captions, ocr, as_json):  # fmt: skip
     """Index the photos under PATHS: new and changed files are captioned and embedded,
     moved files keep their data, deleted files leave the index.
 
@@ -145,15 +148,17 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
     Example:
         indexer build ~/Pictures /mnt/photos --batch-size 16
         indexer build ~/Pictures --captions now
+        indexer build ~/Pictures --no-ocr
     """
     from .build import build_index
     from .models import models_from_settings
+    from .ocr import DEFAULT_TEXT_READER
     from .progress import progress_bar
 
     settings = settings_from(
         index_dir=index_dir, caption_model=caption_model, clip_model=clip_model,
         device=device, batch_size=batch_size, trust_remote_code=trust_remote_code,
-        profile="fast" if fast else None, captions=captions,
+        profile="fast" if fast else None, captions=captions, ocr=ocr,
     )  # fmt: skip
     quiet_model_logs()
     with progress_bar(enabled=sys.stderr.isatty() and not as_json) as on_progress:
@@ -161,6 +166,7 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
             paths, settings.index_dir, models_from_settings(settings),
             batch_size=settings.batch_size, rebuild=rebuild, on_progress=on_progress,
             allow_empty=allow_empty, captions=settings.captions,
+            read_text=DEFAULT_TEXT_READER if settings.ocr else None,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -171,6 +177,7 @@ def build(paths, index_dir, caption_model, clip_model, device, batch_size, rebui
         f"new {report.new}, updated {report.updated}, moved {report.moved}, "
         f"removed {report.removed}, unchanged {report.unchanged}, failed {report.failed}"
         f"; captioned {report.captioned}, waiting for captions {report.captions_pending}"
+        f"; text read in {report.text_read}"
     )
     for path, reason in report.failures[:5]:
         click.echo(f"  failed: {path}: {reason}")
@@ -205,6 +212,8 @@ def status(index_dir, as_json):
             if report["passes"]["captions"]["pending"]
             else ""
         ),
+        f"text read: {report['passes']['text']['done']} of {report['indexed']}"
+        f" ({report['passes']['text']['with_text']} with text)",
         f"vectors:  {report['vectors']}",
         f"failed:   {report['failed']}",
         f"captions: {models['caption_model'] or '-'}",

@@ -27,6 +27,7 @@ ENV_VARS = {
     "trust_remote_code": "INDEXER_TRUST_REMOTE_CODE",
     "profile": "INDEXER_PROFILE",
     "captions": "INDEXER_CAPTIONS",
+    "ocr": "INDEXER_OCR",
 }
 PROFILES = ("default", "fast")
 # now: caption in the same pass as CLIP; later: every photo searchable by CLIP first, then
@@ -54,6 +55,7 @@ class Settings:
     trust_remote_code: bool = False  # let a model folder run its own Python code
     profile: str = "default"  # "fast": bfloat16 + channels-last, captions may change
     captions: str = "later"  # one of CAPTION_MODES
+    ocr: bool = True  # read the text in photos (indexer.ocr)
 
 
 def _convert(name: str, value: object) -> object:
@@ -67,8 +69,8 @@ def _convert(name: str, value: object) -> object:
         if number < 1:
             raise ValueError(f"batch size must be at least 1, not {number}")
         return number
-    if name == "trust_remote_code":
-        return value is True or str(value).lower() in ("1", "true", "yes")
+    if name in ("trust_remote_code", "ocr"):
+        return value is True or str(value).lower() in ("1", "true", "yes", "on")
     if name == "profile" and value not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {value!r}")
     if name == "captions" and value not in CAPTION_MODES:

@@ -40,7 +40,9 @@ class DecodedImage:
     height: int
     taken_at: str | None = None  # EXIF date taken, ISO 8601 local time, when the file has one
     clip_image: Image.Image | None = None  # the CLIP model's square input, when asked for
-    model_input: bytes | None = None  # the reranker's input as JPEG (model_inputs), when asked
+    model_input: bytes | None = None  # the reranker's input as PNG (model_inputs), when asked
+    text_lines: list | None = None  # the text read in it (indexer.ocr.TextLine), when asked
+    text_error: str | None = None  # why its text could not be read
 
 
 def clip_crop(image: Image.Image, size: int) -> Image.Image:

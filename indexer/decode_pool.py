@@ -38,6 +38,7 @@ class DecodeJob:
     min_side: int = 480
     clip_size: int | None = None  # also prepare the CLIP input (see decode.clip_crop)
     input_size: int | None = None  # also prepare the reranker's input (see model_inputs)
+    read_text: str | None = None  # also read its text with this reader ("module:factory")
 
 
 def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
@@ -50,6 +51,7 @@ def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     module, _, name = decoder.partition(":")
     decode = getattr(importlib.import_module(module), name)
+    readers: dict = {}  # text readers, made on first use (see indexer.ocr)
     while True:
         try:
             job = conn.recv()
@@ -63,6 +65,8 @@ def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
                 decoded.clip_image = clip_crop(decoded.image, job.clip_size)
             if job.input_size:
                 decoded.model_input = square_input(decoded.image, job.input_size)
+            if job.read_text:
+                _read_text(decoded, job.read_text, readers)
             conn.send(("ok", decoded))
         except DecodeError as error:
             conn.send(("error", str(error)))
@@ -72,6 +76,21 @@ def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
             conn.send(("error", f"cannot read: {error.strerror or error}"))
         except Exception as error:  # noqa: BLE001  (a decoder bug must not end the worker)
             conn.send(("error", f"decoder failed: {type(error).__name__}: {error}"[:300]))
+
+
+def _read_text(decoded: DecodedImage, spec: str, readers: dict) -> None:
+    """Fill in the picture's text lines, or why they could not be read."""
+    from .ocr import build_reader
+
+    try:
+        if spec not in readers:
+            readers[spec] = build_reader(spec)
+        size = (decoded.width, decoded.height)
+        decoded.text_lines = readers[spec].read(decoded.image, size)
+    except MemoryError:
+        decoded.text_error = "reading its text needed more than the memory budget"
+    except Exception as error:  # noqa: BLE001  (the picture itself is fine)
+        decoded.text_error = f"text reader failed: {type(error).__name__}: {error}"[:300]
 
 
 def decode_path(path: str, min_side: int) -> DecodedImage:

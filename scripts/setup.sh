@@ -15,10 +15,18 @@ pip install -e ".[test]"
 # they go in without dependencies (fairseq's imports are in pyproject.toml).
 have torchaudio || pip install --no-deps "torchaudio==2.11.0"
 have fairseq-fixed || pip install --no-deps --no-build-isolation "fairseq-fixed==0.12.3.1"
-# The search page's browser test drives Debian's chromium (never a browser of playwright's own).
-if [ ! -x /usr/bin/chromium ]; then
+# Text in photos: RapidOCR 1.4.4 is the last release whose wheel holds its models (later ones
+# download them); it asks for the GUI opencv-python, so it goes in without its dependencies
+# (pyproject.toml lists them, with the headless opencv).
+have rapidocr-onnxruntime || pip install --no-deps "rapidocr-onnxruntime==1.4.4"
+# Debian packages: chromium for the search page's browser test (never a browser of
+# playwright's own), and a CJK font for the photos with Chinese text the OCR tests draw.
+debs=()
+[ -x /usr/bin/chromium ] || debs+=(chromium)
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || debs+=(fonts-wqy-zenhei)
+if [ ${#debs[@]} -gt 0 ]; then
     as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo -n"
     export DEBIAN_FRONTEND=noninteractive
     $as_root apt-get update -qq >/dev/null
-    $as_root apt-get install -y -qq chromium >/dev/null
+    $as_root apt-get install -y -qq "${debs[@]}" >/dev/null
 fi

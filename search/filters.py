@@ -1,4 +1,4 @@
-"""Filters that photo libraries need: folder, date taken, orientation, tags.
+"""Filters that photo libraries need: folder, date taken, orientation, tags, text in photo.
 
 The store turns a filter into one condition over the indexed photos (`IndexStore.ids_where`);
 the ids it allows restrict both the FAISS search (through an id selector) and the caption
@@ -19,7 +19,8 @@ class Filters:
 
     `folder`: only photos under this folder. `taken_from` / `taken_to`: ISO dates
     (YYYY-MM-DD, both days included). `orientation`: landscape, portrait or square.
-    `tags`: labels every hit must carry (see `indexer tag`).
+    `tags`: labels every hit must carry (see `indexer tag`). `has_text`: only photos with
+    text read in them (see indexer.ocr).
     """
 
     folder: str | None = None
@@ -27,6 +28,7 @@ class Filters:
     taken_to: str | None = None
     orientation: str | None = None
     tags: tuple[str, ...] = ()
+    has_text: bool = False
 
     def __post_init__(self) -> None:
         if self.orientation and self.orientation not in ORIENTATIONS:
@@ -35,4 +37,4 @@ class Filters:
     def active(self) -> bool:
         """True when any condition is set."""
         return bool(self.folder or self.taken_from or self.taken_to or self.orientation
-                    or self.tags)  # fmt: skip
+                    or self.tags or self.has_text)  # fmt: skip

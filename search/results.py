@@ -32,6 +32,10 @@ class Hit:
     p_maybe: float | None = None
     rejected: bool = False
     why: str = ""
+    text_rank: int | None = None  # rank among photos whose text holds the query's words
+    text: str = ""  # all the text read in the photo (lines joined by newlines)
+    text_lines: list[str] = field(default_factory=list)  # the lines that hold query words
+    text_terms: list[str] = field(default_factory=list)  # the query words found in its text
 
     def as_dict(self) -> dict:
         """JSON-ready fields; rerank fields only when the hit was reranked."""

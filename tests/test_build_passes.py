@@ -41,6 +41,7 @@ def test_every_photo_is_searchable_before_the_first_caption(tmp_path):
 
     report, models = build(photos, index, on_progress=on_progress)
     assert seen_at_captions_start == [{"clip": {"done": 7},
+                                       "text": {"done": 7, "with_text": 0, "pending": 0},
                                        "captions": {"done": 0, "pending": 7}}]  # fmt: skip
     assert (report.new, report.captioned, report.captions_pending) == (7, 7, 0)
     assert all(captions(index).values()) and models._captioner.images_seen == 7

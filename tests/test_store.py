@@ -5,7 +5,7 @@ import pytest
 
 from indexer.errors import IndexCorrupt, IndexerError, IndexLocked
 from indexer.lock import WriterLock
-from indexer.store import ImageRecord, IndexStore, db_path_of, fs_path_of
+from indexer.store import SCHEMA_VERSION, ImageRecord, IndexStore, db_path_of, fs_path_of
 from indexer.vector_index import FAISS_NAME, load_vector_index, save_vector_index
 
 
@@ -98,7 +98,7 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path):
     upgraded = IndexStore.open(tmp_path / "old")
     assert {"taken_at", "phash"} <= set(upgraded.db["images"].columns_dict)
     assert "tags" in upgraded.db.table_names()
-    assert upgraded.get_meta("schema_version") == "2"
+    assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert upgraded.image(1)["path"] == "/p/a.jpg"
     upgraded.close()
 

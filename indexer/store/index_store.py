@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import IndexCorrupt, IndexerError
 from .passes import PassQueries
+from .photo_text import TextQueries
 from .queries import LibraryQueries
 from .rows import ImageRecord, KnownFile, db_path_of, now
 from .schema import DATE_SQL, SCHEMA_VERSION, create_tables, upgrade
@@ -18,7 +19,7 @@ from .schema import DATE_SQL, SCHEMA_VERSION, create_tables, upgrade
 DB_NAME = "index.db"
 
 
-class IndexStore(LibraryQueries, PassQueries):
+class IndexStore(LibraryQueries, PassQueries, TextQueries):
     """The SQLite side of an index folder. Use `IndexStore.open`."""
 
     def __init__(self, index_dir: Path, db) -> None:
@@ -143,7 +144,7 @@ class IndexStore(LibraryQueries, PassQueries):
         """One image row without its vector, or None."""
         rows = self.db.query(
             "SELECT id, path, fs_path, size, mtime_ns, hash, width, height, caption, "
-            "caption_model, clip_model, indexed_at, taken_at, phash, "
+            "caption_model, clip_model, indexed_at, taken_at, phash, ocr_text, ocr_model, "
             f"{DATE_SQL} AS date FROM images WHERE id = ?",
             [image_id],
         )
@@ -199,6 +200,7 @@ class IndexStore(LibraryQueries, PassQueries):
                     "clip_model": clip_model,
                     "vector": np.ascontiguousarray(record.vector, dtype=np.float32).tobytes(),
                     "indexed_at": now(), "taken_at": record.taken_at, "phash": record.phash,
+                    "ocr_text": None, "ocr_lines": None, "ocr_model": None,  # read anew
                 }  # fmt: skip
                 existing = self.db.execute(
                     "SELECT id FROM images WHERE path = ?", [text]

@@ -15,6 +15,7 @@ import numpy as np
 
 from .rows import db_path_of, fs_path_of
 from .schema import DATE_SQL
+from .text_table import HAS_TEXT_SQL
 
 
 class ImageFilter(Protocol):
@@ -25,6 +26,7 @@ class ImageFilter(Protocol):
     taken_to: str | None
     orientation: str | None
     tags: tuple[str, ...]
+    has_text: bool
 
     def active(self) -> bool: ...
 
@@ -46,6 +48,8 @@ def filter_sql(filters: ImageFilter | None) -> tuple[str, list]:
         params.append(filters.taken_to[:10])
     conditions += {"landscape": ["width > height"], "portrait": ["height > width"],
                    "square": ["width = height"]}.get(filters.orientation or "", [])  # fmt: skip
+    if getattr(filters, "has_text", False):
+        conditions.append(HAS_TEXT_SQL)
     for tag in filters.tags:
         conditions.append("id IN (SELECT image_id FROM tags WHERE label = ?)")
         params.append(tag)

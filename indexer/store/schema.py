@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from .passes import PENDING_INDEX_SQL
+from .text_table import TEXT_TABLE_SQL
 
-SCHEMA_VERSION = 2  # 2: images.taken_at, images.phash, the tags table
+SCHEMA_VERSION = 3  # 2: images.taken_at, images.phash, the tags table; 3: text in photos
+TEXT_COLUMNS = ("ocr_text", "ocr_lines", "ocr_model")
 # The date a photo was taken: EXIF when the file had it, else its modification time (UTC).
 DATE_SQL = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch'))"
 
@@ -18,7 +20,8 @@ def create_tables(db) -> None:
                 "id": int, "path": str, "fs_path": bytes, "size": int, "mtime_ns": int,
                 "hash": str, "width": int, "height": int, "caption": str,
                 "caption_model": str, "clip_model": str, "vector": bytes, "indexed_at": str,
-                "taken_at": str, "phash": str,
+                "taken_at": str, "phash": str, "ocr_text": str, "ocr_lines": str,
+                "ocr_model": str,
             },
             pk="id", not_null={"path", "hash"}, if_not_exists=True,
         )  # fmt: skip
@@ -30,6 +33,8 @@ def create_tables(db) -> None:
             db["images"].enable_fts(
                 ["caption"], fts_version="FTS5", create_triggers=True, tokenize="porter"
             )
+        for statement in TEXT_TABLE_SQL:  # text in photos, searchable by substring
+            db.execute(statement)
         db["failures"].create(
             {"path": str, "fs_path": bytes, "size": int, "mtime_ns": int, "reason": str,
              "failed_at": str},
@@ -48,10 +53,10 @@ def create_tables(db) -> None:
 
 def upgrade(db) -> None:
     """Bring an index written by an older version up to this schema (cheap: no rewrite)."""
-    create_tables(db)  # tables added since
     columns = db["images"].columns_dict
     with db.atomic():
-        for name in ("taken_at", "phash"):
+        for name in ("taken_at", "phash", *TEXT_COLUMNS):
             if name not in columns:
                 db["images"].add_column(name, str)
         db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+    create_tables(db)  # tables, indexes and triggers added since (they need the columns)
