@@ -45,19 +45,21 @@ def _day(text: str | None) -> str | None:
 @click.option("--to", "taken_to", metavar="YYYY-MM-DD", help="Taken on or before this day.")
 @click.option("--orientation", type=click.Choice(["landscape", "portrait", "square"]))
 @click.option("--tag", "tags", multiple=True, help="Only photos with this tag (repeatable).")
+@click.option("--has-text", is_flag=True, help="Only photos with text in them (signs, "
+              "receipts, slides, screenshots), as `indexer build` read it.")  # fmt: skip
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance",
               show_default=True, help="Order of the relevant hits.")  # fmt: skip
 @trust_remote_code_option
 @json_option()
 @one_line_errors
 def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_rejected,
-           folder, taken_from, taken_to, orientation, tags, sort, trust_remote_code,
+           folder, taken_from, taken_to, orientation, tags, has_text, sort, trust_remote_code,
            as_json):  # fmt: skip
     """Find photos matching QUERY, in plain language.
 
-    Hits come from CLIP vectors and caption words, fused by rank; the top ones are reranked by
-    whether the picture entails the query, and clear "no"s are hidden, so a query can
-    honestly find nothing.
+    Hits come from CLIP vectors, caption words and the text in photos, fused by rank; the top
+    ones are reranked by whether the picture entails the query, and clear "no"s are hidden
+    (never a photo whose text holds the query's words), so a query can honestly find nothing.
 
     \b
     Example:
@@ -65,6 +67,7 @@ def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_r
         indexer search "two people at a table" -k 20 --json
         indexer search "red car" --no-rerank
         indexer search "birthday cake" --folder ~/Pictures/2023 --sort date
+        indexer search "open 24 hours" --has-text
     """
     from .engine import make_engine
     from .filters import Filters
@@ -74,7 +77,8 @@ def search(query, index_dir, k, rerank, rerank_top, rerank_model, device, show_r
     quiet_model_logs()
     engine = make_engine(settings, rerank)
     try:
-        filters = Filters(folder, _day(taken_from), _day(taken_to), orientation, tuple(tags))
+        filters = Filters(folder, _day(taken_from), _day(taken_to), orientation, tuple(tags),
+                          has_text)  # fmt: skip
         result = engine.search(query, k=k, rerank=rerank, rerank_top=rerank_top,
                                show_rejected=show_rejected, filters=filters, sort=sort)  # fmt: skip
     finally:

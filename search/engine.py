@@ -2,11 +2,13 @@
 
 How a query is answered (each step is a module of this package):
 1. retrieve: embed the query with the index's own CLIP model, take the nearest vectors from
-   FAISS; and find captions containing the query's words (SQLite FTS5, BM25);
-2. fuse: reciprocal-rank fusion of the two rankings;
-3. rerank: the top N go through OFA visual entailment, ordered by P(yes), ties by fusion;
-4. cut off: hits judged "no" with P(no) >= the threshold are hidden (unless asked for),
-   and when every reranked hit is rejected nothing is shown: "nothing matches".
+   FAISS; find captions containing the query's words (SQLite FTS5, BM25); and photos whose
+   text (OCR) holds them (photo_text);
+2. fuse: reciprocal-rank fusion of the three rankings;
+3. rerank: the top N go through OFA visual entailment, ordered by P(yes), ties by fusion,
+   but a hit whose text holds the query's words keeps its place (results.order_and_cut);
+4. cut off: hits judged "no" with P(no) >= the threshold are hidden (unless asked for;
+   never a text match); when every reranked hit is rejected: "nothing matches".
 Every hit carries an explanation of why it is there.
 """
 
@@ -29,6 +31,7 @@ from indexer.vector_index import VectorIndex, load_vector_index
 
 from .filters import Filters
 from .fuse import reciprocal_rank_fusion
+from .photo_text import attach_text, text_candidates
 from .rerank import Reranker
 from .results import SORTS, Hit, SearchResult, apply_judgement, explain, order_and_cut, sort_hits
 from .retrieve import caption_candidates, vector_candidates
@@ -138,8 +141,8 @@ class SearchEngine:
     def retrieve(
         self, query: str, k: int = 10, rerank_top: int = 0, filters: Filters | None = None
     ) -> SearchResult:
-        """Steps 1 and 2 only (CLIP + caption words, fused): the first max(k, rerank_top)
-        candidates in fusion order, not reranked. Fast: no picture is opened."""
+        """Steps 1 and 2 only: the first max(k, rerank_top) candidates in fusion order, not
+        reranked. Fast: no picture is opened."""
         query = " ".join(query.split())
         if not query:
             raise EmptyQuery("the query is empty; say what the photos should show")
@@ -149,15 +152,17 @@ class SearchEngine:
         allowed = self.store.ids_where(filters)
         vector_hits = vector_candidates(self.vectors(notices), query_vector, pool, allowed)
         caption_hits = caption_candidates(self.store, query, pool, filters)
-        fused = reciprocal_rank_fusion(
-            {"vector": [i for i, _ in vector_hits], "caption": [i for i, _ in caption_hits]}
-        )
+        text_hits = text_candidates(self.store, query, pool, filters)
+        fused = reciprocal_rank_fusion({"vector": [i for i, _ in vector_hits],
+                                        "caption": [i for i, _ in caption_hits],
+                                        "text": [i for i, _, _ in text_hits]})  # fmt: skip
         clip_scores = dict(vector_hits)
         hits = [
             self._hit(image_id, score, ranks, clip_scores, query_vector)
             for image_id, score, ranks in fused[: max(k, rerank_top)]
         ]
         hits = [hit for hit in hits if hit is not None]
+        attach_text(hits, self.store, {i: terms for i, _, terms in text_hits})
         for hit in hits:
             hit.why = explain(hit)
         waiting = self.store.count_pending_captions()
@@ -231,7 +236,8 @@ class SearchEngine:
             id=image_id, path=fs_path_of(row), caption=row["caption"] or "",
             score=fused_score, clip_score=clip_score, fused_score=fused_score,
             vector_rank=ranks.get("vector"), caption_rank=ranks.get("caption"),
-            width=row["width"], height=row["height"], date=row["date"],
+            text_rank=ranks.get("text"), width=row["width"], height=row["height"],
+            date=row["date"],
         )  # fmt: skip
 
     def _rerank(self, query, hits, rerank_top, show_rejected, threshold):
