@@ -29,3 +29,11 @@ def test_bad_values_raise_one_line_errors(env):
     with pytest.raises(ValueError) as error:
         load_settings(environ=env)
     assert "\n" not in str(error.value)
+
+
+def test_reading_text_in_photos_is_on_unless_turned_off():
+    assert load_settings(environ={}).ocr is True
+    for off in ("0", "false", "no", "off"):
+        assert load_settings(environ={"INDEXER_OCR": off}).ocr is False, off
+    assert load_settings({"ocr": True}, environ={"INDEXER_OCR": "0"}).ocr is True
+    assert load_settings({"ocr": False}, environ={}).ocr is False
