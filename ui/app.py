@@ -12,10 +12,11 @@ then the reranker's order and verdicts in the same places (ui/search_answer.py).
 
 The URL carries the search. Every setting is a widget bound to the query parameter named by
 its key (`bind="query-params"`): q, k, sort, rerank, top, rejected, folder, from, to, orient,
-tag (repeated: `tag=beach&tag=food`). A value a widget cannot take is ignored, and a default
-value is left out of the URL. Two states are not widgets and go through st.query_params:
-`like=ID` (photos like that one) and `photo=ID` (the detail view). An uploaded example is not
-part of the URL.
+tag (repeated: `tag=beach&tag=food`), has_text (`has_text=true`: only photos with text read
+in them). A value a widget cannot take is ignored, and a default value is left out of the
+URL. Two states are not widgets and go through st.query_params: `like=ID` (photos like that
+one) and `photo=ID` (the detail view, which shows the text read in the photo with the words
+the query found marked: ui/text_highlight.py). An uploaded example is not part of the URL.
 
 Safety: photos are shown by index id only, through thumbnails made from the path in the
 index row; the folder filter only offers the index's folders and is a condition on indexed
@@ -107,6 +108,9 @@ def controls(library: Library) -> Request:
                                  format="YYYY-MM-DD")  # fmt: skip
         orientation = st.selectbox("Orientation", ["any", *ORIENTATIONS], key="orient", bind=BIND)
         tags = tag_filter(library)
+        has_text = st.checkbox("Only photos with text", False, key="has_text", bind=BIND,
+                               help="Photos in which the build read some text (signs, "
+                               "labels, documents).")  # fmt: skip
         with library.lock:
             count = library.engine.store.count_images()
         st.caption(f"Index `{library.engine.store.index_dir}`: {count} photos.")
@@ -114,7 +118,7 @@ def controls(library: Library) -> Request:
                       taken_from=taken_from.isoformat() if taken_from else None,
                       taken_to=taken_to.isoformat() if taken_to else None,
                       orientation=None if orientation == "any" else orientation,
-                      tags=tuple(tags))  # fmt: skip
+                      tags=tuple(tags), has_text=has_text)  # fmt: skip
     example = upload.getvalue() if upload is not None else None
     return Request(" ".join(query.split()), int(k), rerank, int(top), rejected, filters, sort,
                    like=id_param("like"), example=example,

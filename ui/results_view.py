@@ -14,6 +14,7 @@ from indexer.store import fs_path_of
 from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE
 from search.results import Hit, SearchResult
 from ui.shared import Library, escape, file_size, show_picture
+from ui.text_highlight import highlighted
 
 COLUMNS = 4
 VERDICT_COLOURS = {"yes": "green", "maybe": "orange", "no": "red"}
@@ -98,13 +99,25 @@ def score_table(hit: Hit) -> str:
     rank = f", rank {hit.vector_rank}" if hit.vector_rank else ", not in CLIP's nearest"
     rows.append(("CLIP similarity", f"{hit.clip_score:.3f}{rank}"))
     rows.append(("caption words", f"rank {hit.caption_rank}" if hit.caption_rank else "no match"))
+    rows.append(("text in the photo", f"rank {hit.text_rank}" if hit.text_rank else "no match"))
     rows.append(("fused score", f"{hit.fused_score:.4f}"))
     lines = [f"| {name} | {value} |" for name, value in rows]
     return "\n".join([lines[0], "| --- | --- |", *lines[1:]])
 
 
+def photo_text(text: str, hit: Hit | None) -> None:
+    """The text read in the photo, if any, with the words the query found in it marked."""
+    if not text.strip():
+        return
+    terms = hit.text_terms if hit is not None else []
+    with st.container(border=True, key="photo-text"):
+        st.markdown("**Text in the photo**" + (" · query words marked" if terms else ""))
+        st.markdown(highlighted(text, terms))
+
+
 def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
-    """One photo: larger picture, path, caption, size, date, scores and why it matched."""
+    """One photo: larger picture, path, caption, the text in it, size, date, scores and why
+    it matched."""
     st.button("← Back to the results", key="back", on_click=leave, args=("photo",))
     with library.lock:
         row = library.engine.store.image(photo_id)
@@ -118,6 +131,9 @@ def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
     with facts:
         st.subheader(escape(os.path.basename(path)))
         st.markdown(escape(row["caption"] or "(no caption)"))
+        hit = next((h for h in hits if h.id == photo_id), None)
+        # the row's text, so a photo opened without a search (or by similarity) shows it too
+        photo_text((hit.text if hit is not None else "") or row["ocr_text"] or "", hit)
         st.code(path, language=None)
         source = "taken (EXIF)" if row["taken_at"] else "file time"
         when = (row["date"] or "unknown").replace("T", " ")
@@ -125,7 +141,6 @@ def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
             f"{row['width']} × {row['height']} pixels · {file_size(row['size'])}  \n"
             f"{source}: {when}"
         )
-        hit = next((h for h in hits if h.id == photo_id), None)
         if hit is None:
             st.caption("Open this photo from a search to see its scores.")
         else:
