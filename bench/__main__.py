@@ -2,6 +2,8 @@
 
 python -m bench                      # random-weight models of the real sizes, 24 photos
 python -m bench --size tiny --photos 8 --loop-photos 4 --vectors 1000   # a quick check
+python -m bench --skip indexing,queries,world,rerank,early,sweep --command-parts default,no_ocr
+                                     # what reading text costs a build (48 photos)
 python -m bench --caption-model DIR --clip-model local-dir:DIR   # real weights (adds
                                      # the caption agreement of the fast profile)
 """
@@ -41,6 +43,9 @@ def parse_args() -> argparse.Namespace:
                         "sweep")  # fmt: skip
     parser.add_argument("--command-photos", type=int, default=48,
                         help="photos for the whole-command builds (4 of them 12 MP)")  # fmt: skip
+    parser.add_argument("--command-parts", default="",
+                        help="which whole-command parts to run (default all): loop,default,"
+                        "no_ocr,captions_now,fast,start_up,search")  # fmt: skip
     parser.add_argument("--early-photos", type=int, default=200,
                         help="photos for the time-until-searchable build")  # fmt: skip
     parser.add_argument("--world-cache", default=str(DEFAULT_WORLD_CACHE),

@@ -26,11 +26,26 @@ def run_speed_parts(options, specs: dict, workdir: Path, skip: set[str]) -> dict
         out["rerank"] = {"random": rerank.compare(specs["rerank"], originals, QUERIES[:4]),
                          "world": rerank.world_agreement(Path(options.world_cache))}  # fmt: skip
     if "commands" not in skip:
-        out["commands"] = commands.whole_commands(specs, workdir, options.command_photos)
-        out["commands"]["search_peak_mb"] = search_memory(specs, workdir)
+        parts = command_parts(options)
+        out["commands"] = commands.whole_commands(specs, workdir, options.command_photos,
+                                                  parts=parts)  # fmt: skip
+        if "search" in parts:
+            out["commands"]["search_peak_mb"] = search_memory(specs, workdir)
     if "early" not in skip:
         out["early"] = commands.searchable_early(specs, workdir, options.early_photos)
     return out
+
+
+def command_parts(options) -> set[str]:
+    """The whole-command parts `--command-parts` names (all when not given)."""
+    from .commands import COMMAND_PARTS
+
+    known = {*COMMAND_PARTS, "search"}
+    chosen = set(filter(None, (getattr(options, "command_parts", "") or "").split(",")))
+    if chosen - known:
+        raise SystemExit(f"unknown command parts: {', '.join(sorted(chosen - known))} "
+                         f"(known: {', '.join(sorted(known))})")  # fmt: skip
+    return chosen or known
 
 
 def search_memory(specs: dict, workdir: Path) -> float:
@@ -60,19 +75,41 @@ def speed_tables(results: dict) -> list[str]:
         )
         parts.append(table(title, rows))
     if "commands" in results:
-        c = results["commands"]
-        rows = [("command", "seconds", "images/min", "x loop", "peak MB (tree)")]
-        rows.append(("straightforward loop", c["loop_s"], c["loop_images_min"], "1.00", "-"))
-        for name in ("default", "captions_now", "fast"):
-            rows.append((f"indexer build ({name})", c[f"build_{name}_s"],
-                         c[f"build_{name}_images_min"], c[f"build_{name}_speedup"],
-                         c[f"build_{name}_peak_mb"]))  # fmt: skip
-        parts.append(table(f"Whole commands on {c['photos']} photos ({c['large_photos']} of "
-                           f"them 12 MP); build start-up {c['start_up_s']} s; `indexer search` "
-                           f"with rerank peaks at {c['search_peak_mb']} MB", rows))  # fmt: skip
+        parts.append(_commands_table(results["commands"]))
     if "early" in results:
         e = results["early"]
         parts.append(f"First build of {e['photos']} photos (default: --captions later): every "
-                     f"photo searchable after {e['searchable_s']} s, complete after "
-                     f"{e['complete_s']} s")  # fmt: skip
+                     f"photo searchable after {e['searchable_s']} s, text read after "
+                     f"{e['text_read_s']} s, complete after {e['complete_s']} s")  # fmt: skip
     return parts
+
+
+def _commands_table(c: dict) -> str:
+    """The whole-command builds, and what reading text costs the default one. Load: the
+    machine's 5-minute load average when each build ended (other work slows them)."""
+    rows = [("command", "seconds", "images/min", "x loop", "text pass s", "peak MB (tree)",
+             "load")]  # fmt: skip
+    if "loop_s" in c:
+        rows.append(("straightforward loop", c["loop_s"], c["loop_images_min"], "1.00", "-", "-",
+                     "-"))  # fmt: skip
+    for name in c["builds"]:
+        label = "default, --no-ocr" if name == "no_ocr" else name
+        rows.append((f"indexer build ({label})", c[f"build_{name}_s"],
+                     c[f"build_{name}_images_min"], c[f"build_{name}_speedup"] or "-",
+                     c[f"build_{name}_text_s"] or "-", c[f"build_{name}_peak_mb"],
+                     c[f"build_{name}_load"]))  # fmt: skip
+    extras = []
+    if "start_up_s" in c:
+        extras.append(f"build start-up {c['start_up_s']} s")
+    if "search_peak_mb" in c:
+        extras.append(f"`indexer search` with rerank peaks at {c['search_peak_mb']} MB")
+    title = f"Whole commands on {c['photos']} photos ({c['large_photos']} of them 12 MP)"
+    text = table("; ".join([title, *extras]), rows)
+    if "ocr" in c:
+        o = c["ocr"]
+        text += (f"\nText in photos: the default build takes {o['ratio']}x the --no-ocr build "
+                 f"({o['with_s']} s / {o['without_s']} s; goal at most {o['goal_ratio']}x: "
+                 f"{'met' if o['goal_met'] else 'NOT met'}); its text pass "
+                 f"{o['text_pass_s']} s, {o['text_pass_share']:.0%} of the build "
+                 f"({o['text_pass_photos_min']} photos/min)")  # fmt: skip
+    return text

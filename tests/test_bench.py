@@ -26,6 +26,13 @@ def test_bench_runs_on_a_tiny_size(tmp_path, world_models, world_cache):
     commands, early = results["commands"], results["early"]
     assert commands["build_default_speedup"] > 0 and commands["search_peak_mb"] > 0
     assert 0 < early["searchable_s"] <= early["complete_s"] and early["captioned"] == 6
+    assert early["searchable_s"] <= early["text_read_s"] <= early["complete_s"]
+    assert early["text_read"] == 6
+    # what reading text costs: the default build (it reads text) beside --no-ocr
+    ocr = commands["ocr"]
+    assert commands["build_no_ocr_s"] > 0 and commands["build_no_ocr_text_s"] == 0
+    assert ocr["ratio"] > 0 and 0 < ocr["text_pass_s"] < commands["build_default_s"]
+    assert 0 < ocr["text_pass_share"] < 1 and "Text in photos: the default build" in done.stdout
     indexing = results["indexing"]
     for key in ("loop_images_min", "build_default_images_min", "build_fast_images_min",
                 "decode_images_s", "clip_min_cosine_vs_fp32"):  # fmt: skip

@@ -17,8 +17,12 @@ from tests.fakes import fake_models
 
 @pytest.mark.slow
 def test_killed_builds_leave_a_consistent_index_and_resume(tmp_path, cli_env):
-    outcomes = [run_trial(seed, tmp_path, cli_env) for seed in (1, 2, 3)]
+    outcomes = [run_trial(seed, tmp_path, cli_env) for seed in (1, 2)]
+    outcomes += [run_trial(seed, tmp_path, cli_env, mode="text") for seed in (3, 4)]
     assert all(o["redone"] + o["committed_before_kill"] == 24 for o in outcomes)
+    # killed in (or after) the text pass: the photos marked read are not read again
+    assert all(o["read_again"] + o["read_before_kill"] == 24 for o in outcomes)
+    assert any(o["read_before_kill"] > 0 for o in outcomes[2:]), outcomes
 
 
 @pytest.fixture
