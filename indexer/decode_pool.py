@@ -80,11 +80,15 @@ def _worker_main(conn: Connection, memory_mb: int, decoder: str) -> None:
 
 def _read_text(decoded: DecodedImage, spec: str, readers: dict) -> None:
     """Fill in the picture's text lines, or why they could not be read."""
-    from .ocr import build_reader
+    from .ocr import READER_UNAVAILABLE, build_reader
 
     try:
         if spec not in readers:
             readers[spec] = build_reader(spec)
+    except Exception as error:  # noqa: BLE001
+        decoded.text_error = f"{READER_UNAVAILABLE}{type(error).__name__}: {error}"[:300]
+        return
+    try:
         size = (decoded.width, decoded.height)
         decoded.text_lines = readers[spec].read(decoded.image, size)
     except MemoryError:

@@ -8,8 +8,10 @@ makes OCR hang or crash costs one worker and one photo's text, never the build.
 
 Speed: detection dominates and grows with the picture's area, so the picture is read at
 `detect_side` pixels on its long side (960: signs, labels and slides read as well as at full
-size; small print in a 12 MP photo may be lost). Recognition stops after `max_lines` lines
-(a 10,000-line receipt keeps its first lines). One onnxruntime thread per worker: the
+size; small print in a 12 MP photo may be lost). Recognition stops after `max_lines` lines.
+A strip (a receipt, a long screenshot: more than STRIP_RATIO times longer than wide) would
+shrink to nothing at that size, so only its start is read, at a readable scale: a 10,000-line
+receipt keeps its first lines. One onnxruntime thread per worker: the
 workers run beside each other and beside the models of the main process.
 """
 
@@ -27,8 +29,12 @@ RAPIDOCR_VERSION = "1.4.4"  # the last release whose wheel holds its models
 DETECT_SIDE = 960
 MAX_LINES = 300
 MIN_CONFIDENCE = 0.5
+STRIP_RATIO = 3
 MIN_CHARACTERS = 2  # letters or digits in a line: shapes alone read as "O", "..", "·"
 DEFAULT_TEXT_READER = "indexer.ocr:RapidTextReader"  # what the decode workers build
+# How a decode worker's text error starts when the reader itself could not be made: the
+# photo is not to blame, so it stays unread (indexer.ocr_pass stops and says why).
+READER_UNAVAILABLE = "the text reader could not load: "
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,12 @@ class RapidTextReader:
         bottom."""
         import numpy as np
 
-        picture = image.convert("RGB")
+        picture = start_of_strip(image.convert("RGB"), self.detect_side)
+        crop_width, crop_height = picture.size
         picture.thumbnail((self.detect_side, self.detect_side), Image.BILINEAR)
-        scale_x = original_size[0] / picture.width
-        scale_y = original_size[1] / picture.height
+        # boxes: the read picture's pixels -> the decoded image's -> the original's
+        scale_x = crop_width / picture.width * original_size[0] / image.width
+        scale_y = crop_height / picture.height * original_size[1] / image.height
         # RapidOCR takes OpenCV's channel order (BGR)
         found, _ = self._engine(np.ascontiguousarray(np.asarray(picture)[:, :, ::-1]))
         lines = []
@@ -111,6 +119,17 @@ class RapidTextReader:
                 corners = tuple((round(x * scale_x), round(y * scale_y)) for x, y in box)
                 lines.append(TextLine(text, round(float(confidence), 4), corners))
         return lines
+
+
+def start_of_strip(picture: Image.Image, side: int) -> Image.Image:
+    """The picture, or for a strip its first part (top or left), about as long as wide and
+    at least `side` pixels long where the strip is that long."""
+    width, height = picture.size
+    if height > STRIP_RATIO * width:
+        return picture.crop((0, 0, width, min(height, max(width, side))))
+    if width > STRIP_RATIO * height:
+        return picture.crop((0, 0, min(width, max(height, side)), height))
+    return picture
 
 
 def _characters(text: str) -> int:

@@ -6,8 +6,10 @@ marker: new photos, and all photos of an index built before the indexer read tex
 gain their text without being captioned or embedded again. Reading happens in the decode
 workers, with their time and memory budget: a picture that makes the reader fail or run out
 of time is marked read with no text (one failed row, noted in the build's notices) and is
-not tried again by the same reader. Each batch is committed; copies of a content are read
-once. A file changed since its CLIP pass is left for the next build to index anew.
+not tried again by the same reader; a reader that cannot load in the workers stops the pass
+with a notice and leaves the photos for a later build. Each batch is committed; copies of a
+content are read once. A file changed since its CLIP pass is left for the next build to
+index anew.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from dataclasses import dataclass, field
 
 from .decode import DecodedImage
 from .decode_pool import DecodeJob, DecodePool
-from .ocr import DEFAULT_TEXT_READER, DETECT_SIDE, TextReaderUnavailable, lines_json
+from .ocr import (
+    DEFAULT_TEXT_READER,
+    DETECT_SIDE,
+    READER_UNAVAILABLE,
+    TextReaderUnavailable,
+    lines_json,
+)
 from .pending import decode_rows, next_batch
 from .progress import Progress
 from .store import IndexStore
@@ -97,6 +105,8 @@ def _texts(outcomes, report: TextPassReport) -> list[tuple[str, str, str]]:
             lines = outcome.text_lines
         else:
             reason = outcome if isinstance(outcome, str) else outcome.text_error
+            if reason and reason.startswith(READER_UNAVAILABLE):  # not this photo's fault
+                raise TextReaderUnavailable(reason[len(READER_UNAVAILABLE) :])
             report.failures.append((row["path"], reason or "text reader gave nothing"))
             lines = []
         texts.append((row["hash"], "\n".join(line.text for line in lines), lines_json(lines)))

@@ -147,15 +147,7 @@ def test_a_reader_that_never_answers_costs_the_time_budget_not_the_build(tmp_pat
     assert index_status(index)["passes"]["text"] == {"done": 4, "with_text": 0, "pending": 0}
 
 
-TALL_STRIP = (
-    "a tall strip is shrunk to 960 px on its long side (600 x 140,020 -> 4 x 960) "
-    "before detection, so nothing is read; indexer/ocr.py would have to read its "
-    "top part at a readable scale"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=TALL_STRIP)
 def test_a_long_receipt_keeps_its_first_lines(tmp_path):
     from indexer.decode import decode_image
     from indexer.ocr import DETECT_SIDE, RapidTextReader
@@ -167,9 +159,6 @@ def test_a_long_receipt_keeps_its_first_lines(tmp_path):
     assert 0 < len(lines) <= MAX_LINES and "00000" in lines[0].text
 
 
-@pytest.mark.xfail(strict=True, reason="a reader that cannot be made in the decode workers "
-                   "fails each photo's reading, and a failed reading is final: every photo is "
-                   "marked read with no text (indexer/decode_pool.py _read_text)")  # fmt: skip
 def test_a_reader_that_cannot_load_leaves_the_photos_unread(tmp_path):
     photos, index = tmp_path / "photos", tmp_path / "index"
     write_photos(photos, 3)
