@@ -11,9 +11,10 @@ the picture (found by path, else by identical content under another path). A pic
 is not in the index is still judged; its caption is left empty.
 
 The report keeps every row: rows that could not be judged (missing file, empty text, an
-undecodable picture, a malformed line) come first with an `error`, in file order, since
-each needs fixing before anything is published; then the judged rows, worst mismatch first:
-highest P(no), then lowest P(yes).
+undecodable picture, a malformed line, or a text in a language the judge does not read:
+"not judged: language: ...", see search.language) come first with an `error`, in file
+order, since each needs a person before anything is published; then the judged rows,
+worst mismatch first: highest P(no), then lowest P(yes).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from indexer.decode import DecodeError, content_hash, decode_image
 from indexer.errors import IndexerError
 from indexer.progress import Progress
 from indexer.store import IndexStore
+from search.language import unreadable
 from search.rerank import VERDICTS, Reranker
 
 from .csvrows import header_columns, one_spaced, records, resolve_path, row_cells
@@ -171,7 +173,13 @@ def _judge_batch(
             picture = _load(row, store)
             if picture is not None and not row.error:
                 by_text.setdefault(row.text, []).append((row, picture))
+    languages = getattr(reranker, "languages", ("en",))
     for text, items in by_text.items():  # one reranker call per distinct text
+        why_not = unreadable(text, languages) if text else None
+        if why_not:  # its verdict would be made up (search.language)
+            for row, _ in items:
+                _fail(row, f"not judged: language: {why_not}")
+            continue
         judgements = reranker.judge([picture for _, picture in items], text)
         for (row, _), judgement in zip(items, judgements, strict=True):
             row.verdict, row.p_yes = judgement.verdict, float(judgement.p_yes)

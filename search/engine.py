@@ -9,6 +9,8 @@ How a query is answered (each step is a module of this package):
    but a hit whose text holds the query's words keeps its place (results.order_and_cut);
 4. cut off: hits judged "no" with P(no) >= the threshold are hidden (unless asked for;
    never a text match); when every reranked hit is rejected: "nothing matches".
+A query the reranker cannot read (search.language: OFA entailment reads English) skips 3
+and 4, with a notice.
 Every hit carries an explanation of why it is there.
 """
 
@@ -16,23 +18,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import replace
 
 from PIL import Image
 
-from indexer.decode import DecodeError, decode_image
 from indexer.embed import Embedder
 from indexer.errors import IndexerError
 from indexer.lock import build_running
-from indexer.model_inputs import load_input, save_input, square_input
 from indexer.store import IndexStore, fs_path_of
 from indexer.vector_index import VectorIndex, load_vector_index
 
 from .filters import Filters
 from .fuse import reciprocal_rank_fusion
+from .language import unreadable
 from .photo_text import attach_text, text_candidates
 from .rerank import Reranker
+from .reranker_input import reranker_picture
 from .results import SORTS, Hit, SearchResult, apply_judgement, explain, order_and_cut, sort_hits
 from .retrieve import caption_candidates, vector_candidates
 
@@ -187,6 +188,11 @@ class SearchEngine:
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
         hits = [replace(hit) for hit in found.hits]
+        why_not = unreadable(found.query, getattr(self._reranker, "languages", ("en",)))
+        if why_not:  # its verdicts would be noise (search.language)
+            notice = f"not reranked: {why_not}; the hits are in retrieval order"
+            return SearchResult(found.query, sort_hits(hits[:k], sort), reranked=False,
+                                notices=[*found.notices, notice])  # fmt: skip
         shown, rejected = self._rerank(found.query, hits, rerank_top, show_rejected,
                                        reject_threshold)  # fmt: skip
         notices = list(found.notices)
@@ -243,8 +249,9 @@ class SearchEngine:
     def _rerank(self, query, hits, rerank_top, show_rejected, threshold):
         judged, rest = hits[:rerank_top], hits[rerank_top:]
         pictures, readable = [], []
+        size = getattr(self.reranker, "input_size", None)
         for hit in judged:
-            picture = self._model_input(hit)
+            picture = reranker_picture(self.store, hit, size)
             if picture is None:
                 hit.why = explain(hit, note="file could not be read for reranking")
             else:
@@ -253,24 +260,6 @@ class SearchEngine:
         for hit, judgement in zip(readable, self.reranker.judge(pictures, query), strict=True):
             apply_judgement(hit, judgement, threshold)
         return order_and_cut(judged, rest, show_rejected)
-
-    def _model_input(self, hit: Hit) -> Image.Image | None:
-        """The reranker's picture of a hit: the square the build prepared, else one made
-        now from the original (and kept for next time), or None when that cannot be read."""
-        row, size = self.store.image(hit.id), getattr(self.reranker, "input_size", None)
-        content = row["hash"] if row else ""
-        if content.isalnum() and size:
-            prepared = load_input(self.store.index_dir, content, size)
-            if prepared is not None:
-                return prepared
-        try:
-            picture = decode_image(hit.path).image
-        except (DecodeError, OSError):
-            return None
-        if content.isalnum() and size:
-            with suppress(OSError):  # a read-only index still answers, just more slowly
-                save_input(self.store.index_dir, content, square_input(picture, size))
-        return picture
 
 
 def _clip(spec: str, device: str) -> Embedder:

@@ -39,7 +39,8 @@ class Judgement:
 class Reranker(Protocol):
     """Anything that judges whether pictures show a text. One with an `input_size` is
     given the square the build prepared at that size (indexer.model_inputs) when there is
-    one, and the decoded original otherwise."""
+    one, and the decoded original otherwise. One with `languages` (codes, as in
+    search.language) reads those; one without, English only."""
 
     name: str
 
@@ -57,6 +58,8 @@ class OfaEntailmentReranker:
     `Judgement` gives the winner that probability and splits the rest equally between the
     other answers, so verdicts and P(winner) stay exact while the losers' split is a guess.
     """
+
+    languages = ("en",)  # the SNLI-VE entailment models read English
 
     def __init__(
         self, spec: str, device: str = "auto", batch_size: int = 4, trust_remote_code=False
