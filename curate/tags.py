@@ -20,6 +20,7 @@ whose content changes loses its tags (the store sees to it); new photos have non
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -55,10 +56,11 @@ class TagReport:
 
 def parse_labels(text: str | Iterable[str]) -> list[str]:
     """Labels from "beach, mountain,city" (or a list): trimmed, blanks and repeats dropped.
+    Chinese and Japanese commas ("猫，狗、海滩") separate labels too.
 
     Raises ValueError when no label is left.
     """
-    parts = text.split(",") if isinstance(text, str) else list(text)
+    parts = re.split(r"[,，、]", text) if isinstance(text, str) else list(text)
     labels = list(dict.fromkeys(" ".join(part.split()) for part in parts))
     labels = [label for label in labels if label]
     if not labels:

@@ -90,6 +90,7 @@ def test_tags_filter_search_and_go_with_changed_content(colours, tmp_path):
 def test_bad_input_is_refused(colours, tmp_path):
     store, embedder, _ = colours
     assert parse_labels(" beach, ,city,beach ,  old  town ") == ["beach", "city", "old town"]
+    assert parse_labels("猫，狗、海滩, 长城") == ["猫", "狗", "海滩", "长城"]
     with pytest.raises(ValueError, match="at least one label"):
         tag_photos(store, embedder, parse_labels(" , "))
     with pytest.raises(ValueError, match="threshold"):
