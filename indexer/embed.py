@@ -5,6 +5,7 @@ Vectors are float32 and L2-normalised, so inner product is cosine similarity.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -63,6 +64,34 @@ def _check_local_dir(model_name: str) -> None:
             )
 
 
+TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
+
+
+def local_text_tower(model_name: str) -> dict:
+    """For a local folder whose text tower comes from Hugging Face transformers (the
+    multilingual models: XLM-R, NLLB, SigLIP i18n), what makes open_clip build it from the
+    folder itself: its config.json and tokenizer, never the hub. {} for other models.
+    ModelUnavailable, naming the tokenizer, when the folder lacks it."""
+    if not model_name.startswith(CLIP_LOCAL_PREFIX):
+        return {}
+    folder = model_name[len(CLIP_LOCAL_PREFIX) :]
+    with open(os.path.join(folder, "open_clip_config.json"), encoding="utf-8") as file:
+        text_cfg = json.load(file).get("model_cfg", {}).get("text_cfg", {})
+    hf_name = text_cfg.get("hf_model_name")
+    if not hf_name:
+        return {}
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
+        tokenizer = text_cfg.get("hf_tokenizer_name") or hf_name
+        raise ModelUnavailable(
+            f"CLIP model folder {folder} has a Hugging Face text tower ({hf_name}) but not its "
+            f"tokenizer: save the tokenizer of {tokenizer!r} into the folder "
+            "(AutoTokenizer.save_pretrained), so that nothing is fetched at run time"
+        )
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        return {}  # the text tower's config then comes from the Hugging Face cache
+    return {"text_cfg": {**text_cfg, "hf_model_name": folder, "hf_model_pretrained": False}}
+
+
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
@@ -101,6 +130,7 @@ class ClipEmbedder:
         self.name = spec
         model_name, pretrained = open_clip_name(spec)
         _check_local_dir(model_name)
+        text_tower = local_text_tower(model_name)
         model_name = clip_hub_source(model_name, spec)  # before torch: failing takes seconds
         self.device = resolve_device(device)
         try:
@@ -110,7 +140,7 @@ class ClipEmbedder:
             if offline():
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=pretrained, device=self.device
+                model_name, pretrained=pretrained, device=self.device, **text_tower
             )
             self.tokenizer = open_clip.get_tokenizer(model_name)
         except Exception as error:  # noqa: BLE001  (hub, config and weight errors alike)
