@@ -31,7 +31,7 @@ from indexer.vector_index import VectorIndex, load_vector_index
 from .filters import Filters
 from .fuse import reciprocal_rank_fusion
 from .language import unreadable
-from .photo_text import attach_text, text_candidates
+from .photo_text import attach_text, cjk_caption_candidates, text_candidates
 from .rerank import Reranker
 from .reranker_input import reranker_picture
 from .results import SORTS, Hit, SearchResult, apply_judgement, explain, order_and_cut, sort_hits
@@ -153,6 +153,7 @@ class SearchEngine:
         allowed = self.store.ids_where(filters)
         vector_hits = vector_candidates(self.vectors(notices), query_vector, pool, allowed)
         caption_hits = caption_candidates(self.store, query, pool, filters)
+        caption_hits += cjk_caption_candidates(self.store, query, pool, filters)
         text_hits = text_candidates(self.store, query, pool, filters)
         fused = reciprocal_rank_fusion({"vector": [i for i, _ in vector_hits],
                                         "caption": [i for i, _ in caption_hits],

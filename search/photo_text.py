@@ -56,6 +56,20 @@ def text_candidates(
     return scored[:limit]
 
 
+def cjk_caption_candidates(
+    store: IndexStore, query: str, limit: int, filters: Filters | None = None
+) -> list[tuple[int, float]]:
+    """[(image id, score)] of photos whose Chinese, Japanese or Korean caption holds the
+    query's CJK words (written without spaces, the word index cannot split such captions),
+    ranked like text_candidates."""
+    found: dict[int, float] = {}
+    for term in text_terms(query):
+        if _CJK.search(term):
+            for image_id in store.text_matches(term, limit, filters, in_captions=True):
+                found[image_id] = found.get(image_id, 0.0) + len(term)
+    return sorted(found.items(), key=lambda item: (-item[1], -item[0]))[:limit]
+
+
 def attach_text(hits: list[Hit], store: IndexStore, matched: dict[int, list[str]]) -> None:
     """Give each hit its photo's text, and, where the text matched the query (`matched`:
     image id -> terms found), the terms and the lines that hold them."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from .queries import ImageFilter, filter_sql
 from .rows import fs_path_of
-from .text_table import HAS_TEXT_SQL, squash
+from .text_table import CAPTION_TABLE, HAS_TEXT_SQL, squash
 
 _NOT_READ_BY = "(ocr_model IS NULL OR ocr_model != ?)"
 
@@ -80,22 +80,26 @@ class TextQueries:
 
     # --- search -------------------------------------------------------------------------
 
-    def text_matches(self, term: str, limit: int, filters: ImageFilter | None = None) -> list[int]:
-        """Ids of photos whose text contains `term` (spaces and case aside), newest first,
-        at most `limit`, among the photos the filters allow. Terms of three characters or
-        more use the trigram index; shorter ones read the text of every photo that has any."""
+    def text_matches(
+        self, term: str, limit: int, filters: ImageFilter | None = None, in_captions=False
+    ) -> list[int]:
+        """Ids of photos whose text (or, `in_captions`, whose Chinese, Japanese or Korean
+        caption) contains `term` (spaces and case aside), newest first, at most `limit`,
+        among the photos the filters allow. Terms of three characters or more use the
+        trigram index; shorter ones read every text in the table."""
         term = squash(term)
         if not term or limit <= 0:
             return []
+        table = CAPTION_TABLE if in_captions else "photo_text"
         condition, params = filter_sql(filters)
-        join = "" if condition == "1" else "JOIN images ON images.id = photo_text.rowid "
+        join = "" if condition == "1" else f"JOIN images ON images.id = {table}.rowid "
         if len(term) >= 3:
-            match, value = "photo_text MATCH ?", '"' + term.replace('"', '""') + '"'
+            match, value = f"{table} MATCH ?", '"' + term.replace('"', '""') + '"'
         else:
-            match, value = "photo_text.squashed LIKE ? ESCAPE '\\'", "%" + _like(term) + "%"
+            match, value = f"{table}.squashed LIKE ? ESCAPE '\\'", "%" + _like(term) + "%"
         rows = self.db.execute(
-            f"SELECT photo_text.rowid FROM photo_text {join}WHERE {match} AND {condition} "
-            "ORDER BY photo_text.rowid DESC LIMIT ?",
+            f"SELECT {table}.rowid FROM {table} {join}WHERE {match} AND {condition} "
+            f"ORDER BY {table}.rowid DESC LIMIT ?",
             [value, *params, limit],
         )
         return [int(rowid) for (rowid,) in rows]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .passes import PENDING_INDEX_SQL
-from .text_table import TEXT_TABLE_SQL
+from .text_table import TEXT_TABLE_SQL, fill_caption_table
 
-SCHEMA_VERSION = 3  # 2: images.taken_at, images.phash, the tags table; 3: text in photos
+SCHEMA_VERSION = 4  # 2: taken_at, phash, tags; 3: text in photos; 4: CJK caption substrings
 TEXT_COLUMNS = ("ocr_text", "ocr_lines", "ocr_model")
 # The date a photo was taken: EXIF when the file had it, else its modification time (UTC).
 DATE_SQL = "COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, 'unixepoch'))"
@@ -60,3 +60,4 @@ def upgrade(db) -> None:
                 db["images"].add_column(name, str)
         db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
     create_tables(db)  # tables, indexes and triggers added since (they need the columns)
+    fill_caption_table(db)
