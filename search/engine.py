@@ -189,7 +189,7 @@ class SearchEngine:
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
         hits = [replace(hit) for hit in found.hits]
-        why_not = unreadable(found.query, getattr(self._reranker, "languages", ("en",)))
+        why_not = self.cannot_judge(found.query)
         if why_not:  # its verdicts would be noise (search.language)
             notice = f"not reranked: {why_not}; the hits are in retrieval order"
             return SearchResult(found.query, sort_hits(hits[:k], sort), reranked=False,
@@ -201,6 +201,11 @@ class SearchEngine:
             notices.append(self.reranker.notice)
         return SearchResult(found.query, sort_hits(shown[:k], sort), reranked=True,
                             rejected=rejected, notices=notices)  # fmt: skip
+
+    def cannot_judge(self, query: str) -> str | None:
+        """Why the reranker would not judge `query` (a language it does not read), or None.
+        Rerankers that say no `languages` read English; so does one not loaded yet."""
+        return unreadable(query, getattr(self._reranker, "languages", ("en",)))
 
     def similar(
         self,

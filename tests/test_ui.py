@@ -451,3 +451,21 @@ def test_ui_command_serves_on_localhost_by_default(tmp_path, monkeypatch):
     done = runner.invoke(main, ["ui", "--host", "0.0.0.0"])
     assert started[-1][0][started[-1][0].index("--server.address") + 1] == "0.0.0.0"
     assert "anyone who can reach port 8501" in done.output
+
+
+def test_a_query_the_reranker_cannot_read_is_shown_unjudged_with_why(page_env):
+    loads = []
+
+    def make_engine(settings, rerank):
+        def load():
+            loads.append(1)
+            return Scripted(Judgement(0.01, 0.98, 0.01))  # would reject everything
+
+        return SearchEngine(settings.index_dir, load_reranker=load, device="cpu")
+
+    page = run_page(make_engine, q="红色的圆形", k="4")
+    assert loads == [] and len(shown_ids(page)) == 4
+    notes = " ".join(caption.value for caption in page.caption)
+    assert "Note: not reranked" in notes  # escaped for markdown after these words
+    assert "the text is in Chinese and the judge reads English" in notes
+    assert "nothing matches" not in (text_of(page) + notes).lower()

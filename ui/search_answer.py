@@ -159,7 +159,8 @@ def show_answer(library: Library, request: Request) -> None:
     judging, kept_answers = {hit.id for hit in found.hits[: request.top]}, memory()
     shown = show(library, request, first, places, judging=judging)
     try:
-        load_reranker(library)
+        if library.engine.cannot_judge(found.query) is None:  # else rerank says why at once
+            load_reranker(library)
         with st.spinner(f"Judging the top {request.top} with the reranker…"), library.lock:
             result = library.engine.rerank(found, request.k, request.top, request.rejected,
                                            sort=request.sort)  # fmt: skip
