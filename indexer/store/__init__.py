@@ -7,7 +7,9 @@ as a readable text key plus the raw bytes, so such files are indexed like any ot
 
 This package is the only code of the project that speaks SQL (a test keeps it so):
 `index_store` (opening, build-side reads and writes), `queries` (what search, curation and
-the page read, by name), `schema` (tables and upgrades), `rows` (records and paths).
+the page read, by name), `passes` and `photo_text` (the later passes' work lists; the text
+in photos and its substring search), `schema` and `text_table` (tables, triggers and
+upgrades), `rows` (records and paths).
 """
 
 from .index_store import DB_NAME, IndexStore
