@@ -154,9 +154,18 @@ def lines_from_json(data: str | None) -> list[TextLine]:
     ]
 
 
-def build_reader(spec: str) -> TextReader:
-    """The reader a "module:factory" spec names, made now (in a decode worker)."""
+def reader_factory(spec: str):
+    """The reader class (or factory) a "module:factory" spec names, not called yet.
+    Raises TextReaderUnavailable when there is none."""
     import importlib
 
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise TextReaderUnavailable(f"no text reader {spec!r}: {error}") from None
+
+
+def build_reader(spec: str) -> TextReader:
+    """The reader a "module:factory" spec names, made now (in a decode worker)."""
+    return reader_factory(spec)()

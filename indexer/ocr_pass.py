@@ -14,7 +14,6 @@ index anew.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from .ocr import (
     READER_UNAVAILABLE,
     TextReaderUnavailable,
     lines_json,
+    reader_factory,
 )
 from .pending import decode_rows, next_batch
 from .progress import Progress
@@ -50,12 +50,7 @@ class TextPassReport:
 def reader_name(spec: str = DEFAULT_TEXT_READER) -> str:
     """The name the reader `spec` ("module:class") marks photos with: its class's
     `model_name()`, found without loading the model. Raises TextReaderUnavailable."""
-    module, _, name = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise TextReaderUnavailable(f"no text reader {spec!r}: {error}") from None
-    return factory.model_name()
+    return reader_factory(spec).model_name()
 
 
 def read_pending_text(

@@ -46,14 +46,7 @@ def text_candidates(
 ) -> list[tuple[int, float, list[str]]]:
     """[(image id, score, terms found)] of photos whose text holds the query's words
     (see the module docstring), best first, at most `limit`."""
-    found: dict[int, list[str]] = {}
-    for term in text_terms(query):
-        for image_id in store.text_matches(term, limit, filters):
-            found.setdefault(image_id, []).append(term)
-    scored = [(image_id, float(sum(len(t) for t in terms)), terms)
-              for image_id, terms in found.items()]  # fmt: skip
-    scored.sort(key=lambda item: (-item[1], -item[0]))
-    return scored[:limit]
+    return _ranked_by_terms(store, text_terms(query), limit, filters, in_captions=False)
 
 
 def cjk_caption_candidates(
@@ -62,12 +55,22 @@ def cjk_caption_candidates(
     """[(image id, score)] of photos whose Chinese, Japanese or Korean caption holds the
     query's CJK words (written without spaces, the word index cannot split such captions),
     ranked like text_candidates."""
-    found: dict[int, float] = {}
-    for term in text_terms(query):
-        if _CJK.search(term):
-            for image_id in store.text_matches(term, limit, filters, in_captions=True):
-                found[image_id] = found.get(image_id, 0.0) + len(term)
-    return sorted(found.items(), key=lambda item: (-item[1], -item[0]))[:limit]
+    terms = [term for term in text_terms(query) if _CJK.search(term)]
+    ranked = _ranked_by_terms(store, terms, limit, filters, in_captions=True)
+    return [(image_id, score) for image_id, score, _ in ranked]
+
+
+def _ranked_by_terms(store, terms, limit, filters, in_captions):
+    """Photos holding any of `terms`, scored by the characters of the terms they hold,
+    ties newest first: [(image id, score, terms found)]."""
+    found: dict[int, list[str]] = {}
+    for term in terms:
+        for image_id in store.text_matches(term, limit, filters, in_captions=in_captions):
+            found.setdefault(image_id, []).append(term)
+    scored = [(image_id, float(sum(len(t) for t in held)), held)
+              for image_id, held in found.items()]  # fmt: skip
+    scored.sort(key=lambda item: (-item[1], -item[0]))
+    return scored[:limit]
 
 
 def attach_text(hits: list[Hit], store: IndexStore, matched: dict[int, list[str]]) -> None:
