@@ -68,26 +68,27 @@ TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", 
 
 
 def local_text_tower(model_name: str) -> dict:
-    """For a local folder whose text tower comes from Hugging Face transformers (the
-    multilingual models: XLM-R, NLLB, SigLIP i18n), what makes open_clip build it from the
-    folder itself: its config.json and tokenizer, never the hub. {} for other models.
-    ModelUnavailable, naming the tokenizer, when the folder lacks it."""
+    """For a local folder whose text tower or tokenizer comes from Hugging Face transformers
+    (the multilingual models: XLM-R and NLLB towers, SigLIP i18n's tokenizer), what makes
+    open_clip build it from the folder itself: its config.json and tokenizer, never the hub.
+    {} for other models. ModelUnavailable, naming the tokenizer, when the folder lacks it."""
     if not model_name.startswith(CLIP_LOCAL_PREFIX):
         return {}
     folder = model_name[len(CLIP_LOCAL_PREFIX) :]
     with open(os.path.join(folder, "open_clip_config.json"), encoding="utf-8") as file:
         text_cfg = json.load(file).get("model_cfg", {}).get("text_cfg", {})
     hf_name = text_cfg.get("hf_model_name")
-    if not hf_name:
-        return {}
+    tokenizer = text_cfg.get("hf_tokenizer_name") or hf_name
+    if not tokenizer:
+        return {}  # open_clip's own tokenizer, shipped in its wheel
     if not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
-        tokenizer = text_cfg.get("hf_tokenizer_name") or hf_name
+        tower = f"a Hugging Face text tower ({hf_name})" if hf_name else "a Hugging Face tokenizer"
         raise ModelUnavailable(
-            f"CLIP model folder {folder} has a Hugging Face text tower ({hf_name}) but not its "
-            f"tokenizer: save the tokenizer of {tokenizer!r} into the folder "
-            "(AutoTokenizer.save_pretrained), so that nothing is fetched at run time"
+            f"CLIP model folder {folder} has {tower} but not its tokenizer: save the "
+            f"tokenizer of {tokenizer!r} into the folder (AutoTokenizer.save_pretrained), so "
+            "that nothing is fetched at run time"
         )
-    if not os.path.isfile(os.path.join(folder, "config.json")):
+    if not hf_name or not os.path.isfile(os.path.join(folder, "config.json")):
         return {}  # the text tower's config then comes from the Hugging Face cache
     return {"text_cfg": {**text_cfg, "hf_model_name": folder, "hf_model_pretrained": False}}
 

@@ -99,6 +99,7 @@ def load_modelscope_pipeline(
     """A ModelScope pipeline for `task` ("image-captioning", "visual-entailment") from the
     model `spec` (hub id or folder); ModelUnavailable with one line when it cannot load."""
     folder = modelscope_model_dir(spec, role, flag)
+    check_ofa_vocabulary(folder, spec, role)
     device = resolve_device(device)
     try:
         with contained_side_effects():
@@ -110,6 +111,31 @@ def load_modelscope_pipeline(
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         message = f"{role} {spec!r} could not be loaded from {folder}: {reason}"
         raise ModelUnavailable(message) from None
+
+
+# The tokenizer files of ModelScope's OFA models, by `model.language` in configuration.json:
+# English ones read a byte-level BPE, Chinese ones (the *_zh models) a WordPiece vocab.txt.
+OFA_VOCABULARY = {"en": ("vocab.json", "merges.txt"), "zh": ("vocab.txt",), "cn": ("vocab.txt",)}
+
+
+def check_ofa_vocabulary(folder: str, spec: str, role: str) -> None:
+    """ModelUnavailable, naming the missing files, when an OFA model folder lacks its
+    tokenizer's vocabulary (ModelScope would fail later with a less telling error)."""
+    try:
+        with open(os.path.join(folder, "configuration.json"), encoding="utf-8") as file:
+            model = json.load(file).get("model", {})
+    except (OSError, ValueError):
+        return  # ModelScope's own loader reports an unreadable configuration
+    if model.get("type") != "ofa":
+        return
+    language = model.get("language", "en")
+    missing = [name for name in OFA_VOCABULARY.get(language, ())
+               if not os.path.isfile(os.path.join(folder, name))]  # fmt: skip
+    if missing:
+        raise ModelUnavailable(
+            f"{role} {spec!r} has no tokenizer in {folder}: its {language!r} OFA tokenizer "
+            f"needs {' and '.join(missing)} beside configuration.json"
+        )
 
 
 def modelscope_model_dir(spec: str, role: str, flag: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .ofa_vocab import OFA_ADDED, write_vocabulary
+
 _CLIP_CFGS = {
     "tiny": {
         "embed_dim": 32,
@@ -77,9 +79,6 @@ _OFA_SIZES = {
         "image_buckets": 42,
     },
 }
-_BASE_VOCAB = 50265  # BART / GPT-2 byte-level BPE vocabulary size (with the 4 specials and <mask>)
-_OFA_ADDED = 8192 + 1000  # <code_i> and <bin_i> tokens ModelScope always adds at load time
-
 _TASKS = {
     "caption": {
         "task": "image-captioning",
@@ -96,80 +95,10 @@ _TASKS = {
         },
     },
 }
+# What the Chinese caption models are asked ("what does the picture describe?"); ModelScope
+# reads it from configuration.json, as it does the English default.
+_CHINESE_CAPTION_PROMPT = "图片描述了什么?"
 _ANSWER2LABEL = {"no": 0, "yes": 1, "maybe": 2}  # OFA's SNLI-VE order; key order = score order
-
-# Words that get whole-word merges (as " word"), so prompts and queries tokenize into few tokens.
-_WORDS = """
-the a an of in on at with and is are there this that it to for by what does image describe
-photo picture view two three one some no yes maybe man woman person people child boy girl
-dog cat bird horse car bus train bike street road tree grass sky water beach sea snow house
-room table chair bed food plate pizza red blue green yellow white black orange brown circle
-square triangle sitting standing walking riding holding playing small large big next near
-front top
-"""
-_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable unicode map (the alphabet of byte-level BPE)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
-
-
-def _bpe_vocab(size: int | None) -> tuple[dict[str, int], list[str]]:
-    """A deterministic byte-level BPE (vocab, merges) with BART's special ids.
-
-    ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, then the 256 byte symbols, then
-    whole-word merges for ``_WORDS``; with ``size`` set, letter n-gram merges fill the
-    vocabulary up to ``size`` entries; ``<mask>`` is always last.
-    """
-    vocab = {tok: i for i, tok in enumerate(_SPECIALS)}
-    for ch in _bytes_to_unicode().values():
-        vocab[ch] = len(vocab)
-    merges: list[str] = []
-    limit = (size or 10**9) - 1
-
-    def merge(left: str, right: str) -> None:
-        if left + right not in vocab and len(vocab) < limit:
-            merges.append(f"{left} {right}")
-            vocab[left + right] = len(vocab)
-
-    space = _bytes_to_unicode()[ord(" ")]
-    for word in _WORDS.split():
-        tok = space
-        for ch in word:
-            merge(tok, ch)
-            tok += ch
-    if size:
-        letters = "etaoinshrdlcumwfgypbvkjxqz"
-        grams = [""]
-        while len(vocab) < limit:
-            grams = [g + c for g in grams for c in letters]
-            for gram in grams:
-                if len(gram) > 1:
-                    merge(gram[:-1], gram[-1])
-                merge(space + gram[:-1], gram[-1])
-    vocab["<mask>"] = len(vocab)
-    return vocab, merges
-
-
-def _silent_ids(vocab: dict[str, int], total: int) -> list[int]:
-    """Token ids whose embedding rows are zeroed so a random decoder never emits them.
-
-    These are the byte symbols of control and non-ASCII bytes (which would decode to
-    control characters or broken UTF-8) and the ``<code_i>``/``<bin_i>`` tokens.
-    """
-    printable = {ch for b, ch in _bytes_to_unicode().items() if 32 <= b < 127}
-    unprintable = [i for tok, i in vocab.items() if len(tok) == 1 and tok not in printable]
-    return unprintable + list(range(len(vocab), total))
 
 
 def _save_safetensors(state_dict: dict, path: Path) -> None:
@@ -232,7 +161,7 @@ def save_clip_folder(dest: str | Path, model_cfg: dict, state_dict: dict) -> str
     return f"local-dir:{out}"
 
 
-def _ofa_configuration(task: str, image_size: int) -> dict:
+def _ofa_configuration(task: str, image_size: int, language: str = "en") -> dict:
     """The ModelScope ``configuration.json`` of the damo OFA caption / entailment models."""
     spec = _TASKS[task]
     model = {
@@ -240,13 +169,15 @@ def _ofa_configuration(task: str, image_size: int) -> dict:
         "beam_search": {"beam_size": 5, "max_len_b": 16, "min_len": 1, "no_repeat_ngram_size": 3},
         "seed": 7,
         "max_src_length": 256,
-        "language": "en",
+        "language": language,
         "gen_type": "generation",
         "patch_image_size": image_size,
         "max_image_size": image_size,
         "imagenet_default_mean_and_std": False,
     }
     model.update(spec["model"])
+    if language == "zh" and task == "caption":
+        model["prompt"] = _CHINESE_CAPTION_PROMPT
     config = {
         "framework": "pytorch",
         "task": spec["task"],
@@ -288,8 +219,9 @@ def _trainable_init(model) -> None:
 
 
 def make_ofa_folder(
-    dest: str | Path, task: str = "caption", size: str = "tiny", seed: int = 0
-) -> str:
+    dest: str | Path, task: str = "caption", size: str = "tiny", seed: int = 0,
+    language: str = "en",
+) -> str:  # fmt: skip
     """Write a ModelScope OFA model folder and return its absolute path.
 
     The folder holds ``configuration.json`` (ModelScope), ``config.json`` (OFAConfig),
@@ -305,6 +237,11 @@ def make_ofa_folder(
     except that the embedding rows of the ``<code_i>``/``<bin_i>`` tokens ModelScope adds
     and of control / non-ASCII byte symbols are zero (so their logits are 0), which keeps
     random captions to printable ASCII made of vocabulary tokens.
+
+    ``language="zh"`` makes a Chinese model (the damo ``*_zh`` models, such as
+    ``ofa_image-caption_muge_base_zh``): a WordPiece ``vocab.txt`` instead of the BPE files
+    (21128 entries at "base" size, bert-base-chinese's; a few hundred at "tiny"), whose
+    random captions are CJK characters only (testing/ofa_vocab.py).
     """
     import torch
     from modelscope.models.multi_modal.ofa import OFAModel
@@ -319,17 +256,14 @@ def make_ofa_folder(
     out = Path(dest).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    vocab, merges = _bpe_vocab(_BASE_VOCAB if size == "base" else None)
-    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    (out / "configuration.json").write_text(
-        json.dumps(_ofa_configuration(task, dims["image"]), indent=2) + "\n"
-    )
+    vocab, silent = write_vocabulary(out, language, full_size=size == "base")
+    configuration = _ofa_configuration(task, dims["image"], language)
+    (out / "configuration.json").write_text(json.dumps(configuration, indent=2) + "\n")
     if task == "entailment":
         (out / "answer2label.json").write_text(json.dumps(_ANSWER2LABEL) + "\n")
 
     config = OFAConfig(
-        vocab_size=len(vocab) + _OFA_ADDED,
+        vocab_size=len(vocab) + OFA_ADDED,
         d_model=dims["d_model"],
         encoder_layers=dims["layers"],
         decoder_layers=dims.get("decoder_layers", dims["layers"]),
@@ -356,7 +290,8 @@ def make_ofa_folder(
     finally:
         hf_logging.set_verbosity(verbosity)
     with torch.no_grad():  # one tensor: encoder + decoder embeddings and output projection
-        model.encoder.embed_tokens.weight[_silent_ids(vocab, config.vocab_size)] = 0
+        added = list(range(len(vocab), config.vocab_size))  # <code_i>, <bin_i>
+        model.encoder.embed_tokens.weight[silent + added] = 0
     config.architectures = ["OFAModel"]
     config.save_pretrained(str(out))
     _save_safetensors(model.state_dict(), out / "model.safetensors")

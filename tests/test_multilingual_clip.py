@@ -12,7 +12,11 @@ from indexer.embed import ClipEmbedder
 from indexer.errors import ModelUnavailable
 from indexer.models import ModelSet
 from search.engine import SearchEngine
-from testing.multilingual import make_multilingual_clip_folder
+from testing.multilingual import (
+    make_multilingual_clip_folder,
+    make_nllb_clip_folder,
+    make_siglip_i18n_folder,
+)
 from testing.photos import write_photos
 from tests.fakes import FakeCaptioner
 
@@ -63,3 +67,21 @@ def test_an_index_built_with_it_answers_a_chinese_query(xlmr_clip, no_hub, tmp_p
     result = engine.search("红色的圆形", k=3, rerank=False)
     engine.close()
     assert len(result.hits) == 3 and all(hit.vector_rank for hit in result.hits)
+
+
+@pytest.mark.parametrize("make", [make_nllb_clip_folder, make_siglip_i18n_folder],
+                         ids=["nllb-clip-base-siglip", "ViT-B-16-SigLIP-i18n-256"])  # fmt: skip
+def test_the_other_multilingual_layouts_load_with_their_own_tokenizers(make, no_hub, tmp_path):
+    """NLLB-CLIP (an NLLB encoder tower) and SigLIP i18n (open_clip's own tower over a
+    multilingual sentencepiece vocabulary) read Chinese with the folder's tokenizer, and
+    say which tokenizer is missing when it is."""
+    spec = make(tmp_path / "clip")
+    embedder = ClipEmbedder(spec, device="cpu")
+    ids = embedder.tokenizer(["红色的圆形"])[0].tolist()
+    assert embedder.tokenizer.tokenizer.unk_token_id not in ids  # the folder's pieces
+    vectors = embedder.embed_texts(["红色的圆形", "a red circle"])
+    assert vectors.shape == (2, 32) and not np.allclose(vectors[0], vectors[1], atol=1e-3)
+    (tmp_path / "clip" / "tokenizer.json").unlink()
+    with pytest.raises(ModelUnavailable) as caught:
+        ClipEmbedder(spec, device="cpu")
+    assert "\n" not in str(caught.value) and "tokenizer" in str(caught.value)
