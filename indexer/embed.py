@@ -93,6 +93,22 @@ def local_text_tower(model_name: str) -> dict:
     return {"text_cfg": {**text_cfg, "hf_model_name": folder, "hf_model_pretrained": False}}
 
 
+def _hub_tokenizer_note(model_name: str) -> str:
+    """For a built-in open_clip model whose tokenizer (and text tower) come from the Hugging
+    Face hub (xlm-roberta-base-ViT-B-32, nllb-clip-*, *-SigLIP-i18n-*): what else it needs."""
+    try:
+        import open_clip
+
+        text_cfg = (open_clip.get_model_config(model_name) or {}).get("text_cfg", {})
+    except Exception:  # noqa: BLE001  (only a better message is at stake)
+        return ""
+    tokenizer = text_cfg.get("hf_tokenizer_name")
+    if not tokenizer:
+        return ""
+    tower = " and text tower config" if text_cfg.get("hf_model_name") else ""
+    return f", with the tokenizer{tower} of {tokenizer!r} it needs"
+
+
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
@@ -149,8 +165,8 @@ class ClipEmbedder:
             reason = reason.split(". ")[0][:200]
             raise ModelUnavailable(
                 f"CLIP model {spec!r} could not be loaded ({reason}); download it once with "
-                "network access (cached under HF_HOME), or pass --clip-model local-dir:/path "
-                "to an open_clip model folder"
+                f"network access{_hub_tokenizer_note(model_name)} (cached under HF_HOME), or "
+                "pass --clip-model local-dir:/path to an open_clip model folder"
             ) from None
         self._torch = torch
         self.dtype = torch_dtype(precision, self.device)

@@ -85,3 +85,11 @@ def test_the_other_multilingual_layouts_load_with_their_own_tokenizers(make, no_
     with pytest.raises(ModelUnavailable) as caught:
         ClipEmbedder(spec, device="cpu")
     assert "\n" not in str(caught.value) and "tokenizer" in str(caught.value)
+
+
+def test_a_hub_model_missing_offline_names_its_tokenizer(no_hub):
+    with pytest.raises(ModelUnavailable) as caught:
+        ClipEmbedder("xlm-roberta-base-ViT-B-32@laion5b_s13b_b90k", device="cpu")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "tokenizer and text tower config of 'xlm-roberta-base'" in message
