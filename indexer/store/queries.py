@@ -168,6 +168,13 @@ class LibraryQueries:
         )
         return {label: count for label, count in rows}
 
+    def tags_of(self, image_id: int) -> list[str]:
+        """The labels photo `image_id` carries, best score first."""
+        rows = self.db.execute(
+            "SELECT label FROM tags WHERE image_id = ? ORDER BY score DESC, label", [image_id]
+        )
+        return [label for (label,) in rows]
+
     def tagged_images(self, labels: Sequence[str]) -> list[dict]:
         """Images carrying every one of `labels`: id, path, caption, width, height, date and
         `score` (the lowest of their scores for those labels), best first."""
