@@ -142,7 +142,7 @@ class ApiState:
     def loaded(self) -> dict[str, bool]:
         """Which models are loaded now."""
         engine = self._models.get("engine")
-        return {"clip": bool(engine is not None and engine._embedder is not None),
+        return {"clip": bool(engine is not None and engine.embedder_loaded),
                 "captioner": "captioner" in self._models, "judge": "judge" in self._models,
                 "answerer": "answerer" in self._models}  # fmt: skip
 

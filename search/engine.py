@@ -96,6 +96,11 @@ class SearchEngine:
         return self._embedder
 
     @property
+    def embedder_loaded(self) -> bool:
+        """Whether the CLIP model is loaded yet."""
+        return self._embedder is not None
+
+    @property
     def reranker(self) -> Reranker:
         """The reranker, loaded once."""
         if self._reranker is None:
