@@ -126,11 +126,15 @@ async def audit(request: Request, pairs: Annotated[UploadFile, File(description=
 @router.post("/photos/{photo_id}/ask", summary="Ask a question about an indexed photo (OFA VQA)")
 def ask(request: Request, photo_id: int,
         question: Annotated[str, Form(max_length=MAX_TEXT)]) -> dict:  # fmt: skip
-    from search.reranker_input import indexed_picture
+    from PIL import Image
+
+    from indexer.thumbnails import DETAIL_SIZE, thumbnail
 
     state = state_of(request)
-    with state.index_lock:
-        picture = indexed_picture(state.engine().store, photo_id)
+    with state.index_lock:  # the page asks about the same picture: the detail thumbnail
+        path = thumbnail(state.engine().store, photo_id, DETAIL_SIZE)
+    with Image.open(path) as opened:
+        picture = opened.convert("RGB")
     with state.gate.turn():
         answerer = state.answerer()
         answer = answerer.answer(picture, question)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from indexer.config import Settings
 from indexer.decode import DecodedImage
 from indexer.errors import IndexerError
+from search.ask import DEFAULT_VQA_MODEL
 
 from .gate import ModelGate
 
 MB = 1024 * 1024
-DEFAULT_VQA_MODEL = "damo/ofa_visual-question-answering_pretrain_base_en"
 
 
 class Rejected(IndexerError):

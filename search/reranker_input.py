@@ -32,18 +32,3 @@ def reranker_picture(store: IndexStore, hit: Hit, size: int | None) -> Image.Ima
         with suppress(OSError):  # a read-only index still answers, just more slowly
             save_input(store.index_dir, content, square_input(picture, size))
     return picture
-
-
-def indexed_picture(store: IndexStore, image_id: int) -> Image.Image:
-    """The decoded picture of indexed photo `image_id`; IndexerError, in one line, when
-    there is no such photo or its file cannot be read now."""
-    from indexer.errors import IndexerError
-    from indexer.store.rows import fs_path_of
-
-    row = store.image(int(image_id))
-    if row is None:
-        raise IndexerError(f"no photo with id {image_id} in the index")
-    try:
-        return decode_image(fs_path_of(row)).image
-    except (DecodeError, OSError) as error:
-        raise IndexerError(f"photo {image_id} cannot be read now: {error}") from None

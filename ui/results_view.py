@@ -13,6 +13,7 @@ import streamlit as st
 from indexer.store import fs_path_of
 from indexer.thumbnails import DETAIL_SIZE, GRID_SIZE
 from search.results import Hit, SearchResult
+from ui.ask_view import ask_box
 from ui.shared import Library, escape, file_size, show_picture
 from ui.text_highlight import highlighted
 
@@ -116,8 +117,8 @@ def photo_text(text: str, hit: Hit | None) -> None:
 
 
 def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
-    """One photo: larger picture, path, caption, the text in it, size, date, scores and why
-    it matched."""
+    """One photo: larger picture, path, caption, the text in it, size, date, scores, why
+    it matched, and a box to ask about it (ui/ask_view.py)."""
     st.button("← Back to the results", key="back", on_click=leave, args=("photo",))
     with library.lock:
         row = library.engine.store.image(photo_id)
@@ -147,3 +148,4 @@ def detail_view(library: Library, photo_id: int, hits: list[Hit]) -> None:
             st.markdown(score_table(hit))
             st.markdown(f"**Why it matched:** {escape(hit.why)}")
         st.button("More like this", key="detail-like", on_click=more_like_this, args=(photo_id,))
+        ask_box(library, photo_id)
