@@ -12,6 +12,7 @@ from indexer.options import device_option, index_option, rerank_model_option
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+KEEP_ALIVE_S = 30
 
 
 def is_loopback(host: str) -> bool:
@@ -87,5 +88,7 @@ def run_server(settings, options) -> None:
     from .app import create_app
 
     app = create_app(settings, options)
+    # keep-alive longer than clients' own (httpx, requests: 5 s), so a client never sends a
+    # request on a connection the server is closing at that very moment
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning",
-                limit_concurrency=1024, timeout_keep_alive=5)  # fmt: skip
+                limit_concurrency=1024, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
