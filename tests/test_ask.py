@@ -9,6 +9,9 @@ from indexer.errors import ModelUnavailable
 from search.ask import DEFAULT_VQA_MODEL, OfaQuestionAnswerer, QuestionAnswerer
 from testing.photos import scene
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_ofa_vqa(tmp_path_factory) -> str:

@@ -16,6 +16,9 @@ from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, TextReranker, tiny_clip_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 def write_pairs(folder, photos, header=True):
     """A pairs CSV with good and bad rows, beside `photos`; returns (path, expected rows)."""

@@ -16,6 +16,9 @@ from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import fake_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 def build(photos, index, models=None, **options):
     models = models or fake_models()

@@ -19,6 +19,9 @@ from indexer.errors import ModelUnavailable
 from testing.models import make_ofa_folder
 from testing.photos import write_photos
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 
 

@@ -11,6 +11,9 @@ from indexer.lock import WriterLock
 from testing.photos import scene, write_hostile_files, write_photos
 from tests.conftest import run_cli
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 def one_line_error(done):
     assert done.returncode != 0

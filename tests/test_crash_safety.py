@@ -14,8 +14,10 @@ from tests.conftest import run_cli
 from tests.crash_trials import run_trial
 from tests.fakes import fake_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_killed_builds_leave_a_consistent_index_and_resume(tmp_path, cli_env):
     outcomes = [run_trial(seed, tmp_path, cli_env) for seed in (1, 2)]
     outcomes += [run_trial(seed, tmp_path, cli_env, mode="text") for seed in (3, 4)]
@@ -72,7 +74,6 @@ def test_a_damaged_database_gives_one_line_naming_the_file(built, tmp_path):
         assert str(db_file) in lines[0] and "Traceback" not in done.stderr
 
 
-@pytest.mark.slow
 def test_search_answers_during_a_build_and_a_second_build_is_refused(tmp_path, cli_env):
     from indexer.embed import ClipEmbedder
     from search.engine import SearchEngine

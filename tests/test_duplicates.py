@@ -15,6 +15,9 @@ from testing.photos import scene
 from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, tiny_clip_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 DAY = 86_400
 EPOCH = 1_600_000_000  # 2020-09-13
 

@@ -24,6 +24,9 @@ from tests.conftest import run_cli
 from tests.fakes import FakeCaptioner, FakeEmbedder, tiny_clip_models
 from tests.test_duplicates import plant_library
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 def snapshot(folder):
     """Every file under `folder`: path -> (content digest, mtime_ns, inode)."""

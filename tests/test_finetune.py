@@ -14,6 +14,9 @@ from curate.finetune.data import Problem, Row, read_rows, survey
 from curate.finetune_cli import finetune as finetune_command
 from testing.world import write_labels_csv, write_pairs_csv, write_pictures
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def small_bases(tmp_path_factory) -> dict[str, str]:

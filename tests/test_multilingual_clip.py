@@ -20,6 +20,9 @@ from testing.multilingual import (
 from testing.photos import write_photos
 from tests.fakes import FakeCaptioner
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def xlmr_clip(tmp_path_factory) -> str:

@@ -26,6 +26,9 @@ from testing.text_photos import TEXT_PHOTOS, receipt, render
 from tests.fakes import fake_models
 from tests.hostile_readers import CRASH, HANG, HOG, RAISE
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 20  # the decode pool's budget a file (decode + OCR) in these tests
 
 
@@ -66,7 +69,6 @@ def hostile_photos(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.slow
 def test_hostile_pictures_keep_their_photos_and_the_build(hostile_photos, tmp_path):
     name, index = real_reader(), tmp_path / "index"
     pool = DecodePool(workers=2, timeout_s=TIMEOUT_S)
@@ -147,7 +149,6 @@ def test_a_reader_that_never_answers_costs_the_time_budget_not_the_build(tmp_pat
     assert index_status(index)["passes"]["text"] == {"done": 4, "with_text": 0, "pending": 0}
 
 
-@pytest.mark.slow
 def test_a_long_receipt_keeps_its_first_lines(tmp_path):
     from indexer.decode import decode_image
     from indexer.ocr import DETECT_SIDE, RapidTextReader
@@ -169,7 +170,6 @@ def test_a_reader_that_cannot_load_leaves_the_photos_unread(tmp_path):
     assert index_status(index)["passes"]["text"]["pending"] == 3  # a later build reads them
 
 
-@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="a 108-megapixel photo (12,000 x 9,000, as phones with "
                    "108 MP cameras take them) is refused as a decompression bomb: "
                    "indexer/decode.py PIXEL_LIMIT is Pillow's 89.5 MP default")  # fmt: skip

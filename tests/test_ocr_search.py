@@ -21,6 +21,9 @@ from testing.text_photos import TEXT_PHOTOS, write_text_photos
 from tests.conftest import run_cli
 from tests.fakes import FakeEmbedder, fake_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def text_library(tmp_path_factory):
@@ -135,7 +138,6 @@ def test_an_index_without_text_gains_it_on_the_next_build_without_models(tmp_pat
     assert third.new == 1 and third.text_read == 0
 
 
-@pytest.mark.slow
 def test_cli_builds_with_and_without_text_and_searches_it(tmp_path, cli_env):
     photos = tmp_path / "photos"
     write_text_photos(photos, plain=1)

@@ -15,6 +15,9 @@ import pytest
 from testing.photos import write_photos
 from tests.conftest import run_cli
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 DEFAULT_CLIP = "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 # the issue asks for under 10 s; the margin is for a loaded test machine
 OFFLINE_FAILURE_S = 10.0

@@ -15,6 +15,9 @@ from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import FakeEmbedder
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 
 class SizeCaptioner:
     """Says "a plate of donuts" for 333x222 pictures, something dull otherwise."""

@@ -19,6 +19,9 @@ from testing.photos import COLOURS, write_photos
 from tests.conftest import run_cli
 from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, tiny_clip_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 SIZES = {"red": [(64, 48), (80, 60)], "green": [(64, 48), (90, 60)], "blue": [(70, 50)]}
 
 

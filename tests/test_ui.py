@@ -33,6 +33,9 @@ from testing.photos import scene, write_photos
 from tests.conftest import run_cli
 from tests.fakes import fake_models
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 DAY = 86_400
 

@@ -22,6 +22,9 @@ from search.ask import OfaQuestionAnswerer
 from testing.photos import write_photos
 from ui.shared import escape
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 QUESTION = "What colour is the ball?"
 

@@ -33,6 +33,9 @@ from tests.fakes import ColourEmbedder, FakeCaptioner, FakeEmbedder, TextReranke
 from tests.test_duplicates import plant_library
 from tests.test_ui import run_page, shown_ids, text_of
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 DAY = 86_400
 EPOCH = 1_600_000_000
 FAKE_MODELS = ModelSet("fake-captioner", "fake-clip", FakeCaptioner, FakeEmbedder)

@@ -24,6 +24,9 @@ from tests.test_ui import run_page, shown_ids, text_of
 from tests.test_ui_curation import fake_engine
 from ui.text_highlight import highlighted, matched_spans
 
+# builds models or indexes, runs the CLI or a server: seconds to minutes
+pytestmark = pytest.mark.slow
+
 MAIN = sys.modules["__main__"]  # pytest's, saved before any AppTest run replaces it
 WITH_TEXT = ("shop.jpg", "hotel.jpg", "cafe.jpg")  # "OPEN 24 HOURS", two lines, Chinese
 MARKED = r":orange-background\[\*\*((?:\\.|[^\\*\]])+)\*\*\]"  # a label of escapes or plain
