@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .models import save_clip_folder
-from .shapes import COLOURS, LABELS, SHAPES, WORLD, draw_shape, text_of
+from .shapes import COLOURS, LABELS, SHAPES, WORLD, fit_to_shapes, text_of
 
 CHINESE = WORLD["chinese"]
 
@@ -103,10 +103,7 @@ def train_bilingual_clip(dest: str | Path, steps: int = 250, seed: int = 0) -> s
 
 
 def _train_on_shapes(model, folder: Path, steps: int, seed: int) -> None:
-    import random
-
     import open_clip
-    import torch
 
     tokenizer = open_clip.tokenizer.HFTokenizer(str(folder), context_length=CONTEXT)
     preprocess = open_clip.image_transform(TRAINED_VISION["image_size"], is_train=False)
@@ -114,22 +111,7 @@ def _train_on_shapes(model, folder: Path, steps: int, seed: int) -> None:
              (tokenizer([chinese_text_of(*label) for label in LABELS]), list(LABELS), None),
              (tokenizer([f"a photo of {c}" for c in COLOURS]), list(COLOURS), 0),
              (tokenizer([f"a photo of a {s}" for s in SHAPES]), list(SHAPES), 1)]  # fmt: skip
-    rng = random.Random(seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-    model.train()
-    for _ in range(steps):
-        labels = [LABELS[rng.randrange(len(LABELS))] for _ in range(48)]
-        images = torch.stack([preprocess(draw_shape(*label, rng)) for label in labels])
-        pictures = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
-        loss = 0.0
-        for texts, classes, part in heads:
-            words = torch.nn.functional.normalize(model.encode_text(texts), dim=-1)
-            logits = model.logit_scale.exp() * pictures @ words.T
-            wanted = [classes.index(label if part is None else label[part]) for label in labels]
-            loss = loss + torch.nn.functional.cross_entropy(logits, torch.tensor(wanted))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    fit_to_shapes(model, heads, preprocess, steps, seed)
     model.eval()
 
 

@@ -80,25 +80,35 @@ def train_shape_clip(
     model = open_clip.CLIP(**SHAPE_CLIP_CFG)
     preprocess = open_clip.image_transform(64, is_train=False)
     tokenizer = open_clip.get_tokenizer("ViT-B-32")  # the default SimpleTokenizer
-    rng = random.Random(seed)
-    heads = [(tokenizer([text_of(name(c), name(s)) for c, s in LABELS]), list(LABELS))]
+    heads = [(tokenizer([text_of(name(c), name(s)) for c, s in LABELS]), list(LABELS), None)]
     if prompts:
         colours = [f"a photo of {name(c)}" for c in COLOURS] + ["a photo"]  # never the answer
-        heads.append((tokenizer(colours), list(COLOURS)))
-        heads.append((tokenizer([f"a photo of a {name(s)}" for s in SHAPES]), list(SHAPES)))
+        heads.append((tokenizer(colours), list(COLOURS), 0))
+        heads.append((tokenizer([f"a photo of a {name(s)}" for s in SHAPES]), list(SHAPES), 1))
+    fit_to_shapes(model, heads, preprocess, steps, seed)
+    return save_clip_folder(folder, SHAPE_CLIP_CFG, model.state_dict())
+
+
+def fit_to_shapes(model, heads: list, preprocess, steps: int, seed: int) -> None:
+    """Train an open_clip model on drawn shapes: each step draws 48 pictures and classifies
+    each against every head's texts. A head is (tokens, classes, part): the classes its
+    texts name, in order, and which part of a (colour, shape) label they name (None: both,
+    0: the colour, 1: the shape)."""
+    import torch
+
+    rng = random.Random(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     model.train()
     for _ in range(steps):
         labels = [LABELS[rng.randrange(len(LABELS))] for _ in range(48)]
         images = torch.stack([preprocess(draw_shape(*label, rng)) for label in labels])
-        image_features = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
+        pictures = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
         loss = 0.0
-        for n, (texts, classes) in enumerate(heads):
-            text_features = torch.nn.functional.normalize(model.encode_text(texts), dim=-1)
-            logits = model.logit_scale.exp() * image_features @ text_features.T
-            wanted = [classes.index(label if n == 0 else label[n - 1]) for label in labels]
+        for texts, classes, part in heads:
+            words = torch.nn.functional.normalize(model.encode_text(texts), dim=-1)
+            logits = model.logit_scale.exp() * pictures @ words.T
+            wanted = [classes.index(label if part is None else label[part]) for label in labels]
             loss = loss + torch.nn.functional.cross_entropy(logits, torch.tensor(wanted))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    return save_clip_folder(folder, SHAPE_CLIP_CFG, model.state_dict())

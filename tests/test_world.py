@@ -9,15 +9,13 @@ its figures (pytest -s shows them).
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from indexer.cli import main
 from testing.shapes import COLOURS, LABELS, SHAPES, text_of
-from testing.world import absent_labels, rare_labels, write_library
+from testing.world import absent_labels, rare_labels
+from tests.world_cli import indexed_library, indexer, search
 
 pytestmark = pytest.mark.slow
 
@@ -25,29 +23,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, world_models):
     """The library indexed with the trained captioner and CLIP: (truth, env)."""
-    root = tmp_path_factory.mktemp("world-library")
-    truth = write_library(root / "photos")
-    env = {
-        "INDEXER_HOME": str(root / "index"),
+    return indexed_library(tmp_path_factory.mktemp("world-library"), {
         "INDEXER_CAPTION_MODEL": world_models.captioner,
         "INDEXER_CLIP_MODEL": world_models.clip,
         "INDEXER_RERANK_MODEL": world_models.judge,
-        "INDEXER_DEVICE": "cpu",
-        "INDEXER_OFFLINE": "1",
-    }
-    indexer("build", str(root / "photos"), env=env)
-    return truth, env
-
-
-def indexer(*args: str, env: dict) -> str:
-    """Run an `indexer` command in this process; its standard output."""
-    done = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    assert done.exit_code == 0, done.output
-    return done.stdout
-
-
-def search(query: str, env: dict, *options: str) -> dict:
-    return json.loads(indexer("search", query, "-k", "5", "--json", *options, env=env))
+    })  # fmt: skip
 
 
 def precision(result: dict, truth: dict, label: tuple[str, str]) -> float:

@@ -8,7 +8,6 @@ A Chinese query finds what it asks for as well as the English one does, is not r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 from indexer.cli import main
 from testing.multilingual import bilingual_clip, chinese_text_of
 from testing.shapes import text_of
-from testing.world import write_library
+from tests.world_cli import indexed_library, search
 
 pytestmark = pytest.mark.slow
 
@@ -25,24 +24,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, world_models, world_cache):
     """(truth, env) of the library indexed with the bilingual CLIP."""
-    root = tmp_path_factory.mktemp("bilingual-library")
-    truth = write_library(root / "photos")
-    env = {"INDEXER_HOME": str(root / "index"), "INDEXER_CLIP_MODEL": bilingual_clip(world_cache),
-           "INDEXER_CAPTION_MODEL": world_models.captioner,
-           "INDEXER_RERANK_MODEL": world_models.judge, "INDEXER_DEVICE": "cpu",
-           "INDEXER_OFFLINE": "1", "INDEXER_OCR": "0"}  # fmt: skip
-    indexer("build", str(root / "photos"), env=env)
-    return truth, env
-
-
-def indexer(*args: str, env: dict) -> str:
-    done = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    assert done.exit_code == 0, done.output
-    return done.stdout
-
-
-def search(query: str, env: dict, *options: str) -> dict:
-    return json.loads(indexer("search", query, "-k", "5", "--json", *options, env=env))
+    return indexed_library(tmp_path_factory.mktemp("bilingual-library"), {
+        "INDEXER_CLIP_MODEL": bilingual_clip(world_cache),
+        "INDEXER_CAPTION_MODEL": world_models.captioner,
+        "INDEXER_RERANK_MODEL": world_models.judge, "INDEXER_OCR": "0",
+    })  # fmt: skip
 
 
 def found(result: dict, truth: dict, label: tuple[str, str]) -> float:
