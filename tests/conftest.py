@@ -62,6 +62,17 @@ def world_models(world_cache):
 
 
 @pytest.fixture
+def fresh_page_server():
+    """A new page server for the test: nothing kept in Streamlit's resource cache (the
+    models, the open index) from another test."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
 def cli_env(tmp_path, tiny_clip, tiny_ofa_caption) -> dict[str, str]:
     """Environment for running `indexer` as a subprocess on the tiny models."""
     env = dict(os.environ)

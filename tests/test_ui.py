@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
@@ -34,7 +33,7 @@ from tests.conftest import run_cli
 from tests.fakes import fake_models
 
 # builds models or indexes, runs the CLI or a server: seconds to minutes
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_page_server")]
 
 APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 DAY = 86_400
@@ -69,14 +68,6 @@ def page_env(library, tiny_ofa_entailment, monkeypatch):
     monkeypatch.setenv("INDEXER_RERANK_MODEL", tiny_ofa_entailment)
     monkeypatch.setenv("INDEXER_DEVICE", "cpu")
     return library
-
-
-@pytest.fixture(autouse=True)
-def fresh_server():
-    """Each test is a new server: nothing cached from another test's models."""
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def _page(make_engine):

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -23,7 +22,7 @@ from testing.photos import write_photos
 from ui.shared import escape
 
 # builds models or indexes, runs the CLI or a server: seconds to minutes
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_page_server")]
 
 APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 QUESTION = "What colour is the ball?"
@@ -60,14 +59,6 @@ def page_env(library, tiny_ofa_vqa, monkeypatch):
     monkeypatch.setenv("INDEXER_VQA_MODEL", tiny_ofa_vqa)
     monkeypatch.setenv("INDEXER_DEVICE", "cpu")
     return library
-
-
-@pytest.fixture(autouse=True)
-def fresh_server():
-    """Each test is a new server: nothing cached from another test's models."""
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 class Recording:
