@@ -80,6 +80,9 @@ class ApiState:
     # --- models, each loaded once --------------------------------------------------------
 
     def _model(self, name: str, make: Callable[[], object]):
+        loaded = self._models.get(name)
+        if loaded is not None:  # no lock once loaded: a model loading never stalls the others
+            return loaded
         with self._load_lock:
             if name not in self._models:
                 self._models[name] = make()
