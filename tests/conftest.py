@@ -43,6 +43,15 @@ def tiny_ofa_entailment(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_ofa_vqa(tmp_path_factory) -> str:
+    """A ModelScope OFA visual-question-answering folder with tiny random weights."""
+    from testing.models import make_ofa_folder
+
+    folder = tmp_path_factory.mktemp("models") / "ofa_vqa"
+    return make_ofa_folder(folder, task="vqa", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
 def world_cache(tmp_path_factory) -> Path:
     """Where the shapes world's trained models are kept: $INDEXER_WORLD_CACHE (kept between
     runs), else a folder of this run."""

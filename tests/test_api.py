@@ -190,16 +190,14 @@ def test_bad_parameters_are_one_line_4xx(api):
     one_line_error(api.post("/entail", files={"image": ("p.jpg", jpeg(), "image/jpeg")}), 422)
 
 
-def test_ask_with_the_tiny_vqa_model(library, tmp_path):
+def test_ask_with_the_tiny_vqa_model(library, tiny_ofa_vqa):
     """The real pipeline behind /photos/{id}/ask: the answer is the model's answer about the
     photo's detail picture, the one the page asks about."""
     from indexer.store import IndexStore
     from indexer.thumbnails import DETAIL_SIZE, thumbnail
     from search.ask import OfaQuestionAnswerer
-    from testing.models import make_ofa_folder
 
-    folder = make_ofa_folder(tmp_path / "vqa", task="vqa", size="tiny", seed=2)
-    with running(library, ApiOptions(vqa_model=folder)) as base, client(base) as http:
+    with running(library, ApiOptions(vqa_model=tiny_ofa_vqa)) as base, client(base) as http:
         answer = http.post("/photos/3/ask", data={"question": "what is in the picture"})
         assert answer.status_code == 200, answer.text
         one_line_error(http.post("/photos/3/ask", data={"question": "   "}), 400)
@@ -207,5 +205,6 @@ def test_ask_with_the_tiny_vqa_model(library, tmp_path):
     with Image.open(thumbnail(store, 3, DETAIL_SIZE)) as opened:
         picture = opened.convert("RGB")
     store.close()
-    direct = OfaQuestionAnswerer(folder, device="cpu").answer(picture, "what is in the picture")
+    answerer = OfaQuestionAnswerer(tiny_ofa_vqa, device="cpu")
+    direct = answerer.answer(picture, "what is in the picture")
     assert answer.json()["answer"] == direct and direct

@@ -14,15 +14,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny_ofa_vqa(tmp_path_factory) -> str:
-    """A ModelScope OFA visual-question-answering folder with tiny random weights."""
-    from testing.models import make_ofa_folder
-
-    folder = tmp_path_factory.mktemp("models") / "ofa_vqa"
-    return make_ofa_folder(folder, task="vqa", size="tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
 def answerer(tiny_ofa_vqa) -> OfaQuestionAnswerer:
     return OfaQuestionAnswerer(tiny_ofa_vqa, device="cpu")
 

@@ -29,15 +29,6 @@ QUESTION = "What colour is the ball?"
 
 
 @pytest.fixture(scope="module")
-def tiny_ofa_vqa(tmp_path_factory) -> str:
-    """A ModelScope OFA visual-question-answering folder with tiny random weights."""
-    from testing.models import make_ofa_folder
-
-    folder = tmp_path_factory.mktemp("models") / "ofa_vqa"
-    return make_ofa_folder(folder, task="vqa", size="tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
 def library(tmp_path_factory, tiny_clip):
     """3 photos indexed with the tiny CLIP only: no captions, no text read (not asked about)."""
     root = tmp_path_factory.mktemp("ui-ask")
